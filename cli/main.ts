@@ -1,0 +1,60 @@
+// `netmesh` command dispatcher. Each subcommand lives in cli/commands/<name>.ts and is loaded
+// only when used, so `netmesh inject` does not pay for the operator's imports.
+import { UserFacingError } from '../lib/errors.ts';
+
+interface CommandModule {
+  run(argv: string[]): Promise<number | undefined>;
+}
+
+const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  demo: {
+    summary: 'bring up a local control plane and show netmesh working (npm start)',
+    load: () => import('./commands/demo.ts'),
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    'netmesh: Kubernetes Network operator and Envoy sidecar injector',
+    '',
+    'usage: netmesh <command> [flags]',
+    '',
+    'commands:',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `netmesh <command> --help` for its flags.',
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  if (name === '--version') {
+    console.log('netmesh 0.1.0');
+    return 0;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    console.error(`netmesh: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  return (await (await cmd.load()).run(rest)) ?? 0;
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof UserFacingError) {
+    console.error(`netmesh: ${err.oneLine()}`);
+    process.exitCode = 1;
+  } else if (err instanceof Error && err.name === 'FlagError') {
+    console.error(`netmesh: ${err.message}`);
+    process.exitCode = 2;
+  } else {
+    throw err;
+  }
+}

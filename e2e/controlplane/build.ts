@@ -1,0 +1,233 @@
+// Builds kube-apiserver, kube-controller-manager and etcd from the official Go modules at the
+// versions pinned in the go.mod files beside this script, once per version, into a cache
+// outside the repository (~/.cache/netmesh/controlplane/<key>). Nothing is downloaded
+// prebuilt: the only network access is the Go module proxy.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserFacingError } from '../../lib/errors.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const kubeModule = join(here, 'kube');
+const etcdModule = join(here, 'etcd');
+
+/** The Kubernetes release the control plane is built from; must match kube/go.mod. */
+export const KUBERNETES_VERSION = 'v1.34.4';
+/** The etcd release Kubernetes pins for that release; must match etcd/go.mod. */
+export const ETCD_VERSION = 'v3.6.4';
+const MIN_GO = [1, 24] as const;
+
+export interface ControlPlaneBinaries {
+  dir: string;
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+}
+
+export function cacheRoot(): string {
+  return (
+    process.env['NETMESH_CACHE_DIR'] ??
+    join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'netmesh')
+  );
+}
+
+/** The cache key changes whenever a pinned version or a module file changes, and only then. */
+function cacheKey(): string {
+  const h = createHash('sha256');
+  for (const f of ['kube/go.mod', 'kube/go.sum', 'etcd/go.mod', 'etcd/go.sum']) {
+    h.update(readFileSync(join(here, f)));
+  }
+  return `${KUBERNETES_VERSION}-etcd${ETCD_VERSION}-${h.digest('hex').slice(0, 12)}`;
+}
+
+function binariesIn(dir: string): ControlPlaneBinaries {
+  return {
+    dir,
+    etcd: join(dir, 'etcd'),
+    kubeApiserver: join(dir, 'kube-apiserver'),
+    kubeControllerManager: join(dir, 'kube-controller-manager'),
+  };
+}
+
+export function cachedBinaries(): ControlPlaneBinaries | undefined {
+  const bins = binariesIn(join(cacheRoot(), 'controlplane', cacheKey()));
+  return [bins.etcd, bins.kubeApiserver, bins.kubeControllerManager].every((p) => existsSync(p))
+    ? bins
+    : undefined;
+}
+
+function checkGo(): string {
+  const go = process.env['GO'] ?? 'go';
+  const res = spawnSync(go, ['env', 'GOVERSION'], { encoding: 'utf8' });
+  if (res.error || res.status !== 0) {
+    throw new UserFacingError(
+      'the local Kubernetes control plane is built from source and needs Go, which was not found',
+      'install Go >= 1.24 (https://go.dev/doc/install), or run against an existing cluster with NETMESH_E2E_KUBECONFIG=<path>, or use Docker with NETMESH_E2E_CLUSTER=k3s',
+    );
+  }
+  const version = res.stdout.trim();
+  const m = /^go(\d+)\.(\d+)/.exec(version);
+  if (!m || Number(m[1]) < MIN_GO[0] || (Number(m[1]) === MIN_GO[0] && Number(m[2]) < MIN_GO[1])) {
+    throw new UserFacingError(
+      `Go ${version} is too old to build Kubernetes ${KUBERNETES_VERSION}`,
+      'install Go >= 1.24, or set NETMESH_E2E_KUBECONFIG to use an existing cluster',
+    );
+  }
+  return go;
+}
+
+function versionLdflags(): string {
+  const [major, minor] = KUBERNETES_VERSION.slice(1).split('.');
+  // Without these stamps /version says v0.0.0-master and Helm's kubeVersion checks fail.
+  const flags = ['-s', '-w'];
+  for (const pkg of ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version']) {
+    flags.push(
+      `-X ${pkg}.gitVersion=${KUBERNETES_VERSION}`,
+      `-X ${pkg}.gitMajor=${major}`,
+      `-X ${pkg}.gitMinor=${minor}`,
+      `-X ${pkg}.gitTreeState=clean`,
+      `-X ${pkg}.buildDate=1970-01-01T00:00:00Z`,
+    );
+  }
+  return flags.join(' ');
+}
+
+/** Runs `go build -v`, turning its per-package lines into a progress line. */
+function goBuild(
+  go: string,
+  cwd: string,
+  args: string[],
+  label: string,
+  log: (s: string) => void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(go, ['build', '-v', ...args], {
+      cwd,
+      env: {
+        ...process.env,
+        GOFLAGS: `${process.env['GOFLAGS'] ?? ''} -mod=readonly`.trim(),
+        CGO_ENABLED: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let packages = 0;
+    let tail = '';
+    let lastReport = 0;
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      tail = (tail + chunk).slice(-8000);
+      packages += chunk.split('\n').filter((l) => l && !l.startsWith('#') && !l.includes(' ')).length;
+      const now = Date.now();
+      if (now - lastReport > 15_000) {
+        lastReport = now;
+        log(`  ${label}: ${packages} packages compiled so far`);
+      }
+    });
+    child.stdout.resume();
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code === 0) resolve();
+      else {
+        const lastLines = tail.trim().split('\n').slice(-15).join('\n');
+        reject(
+          new UserFacingError(
+            `building ${label} failed (go build exited ${code})`,
+            `last output:\n${lastLines}\nfix the Go toolchain or module proxy access, or set NETMESH_E2E_KUBECONFIG to use an existing cluster`,
+          ),
+        );
+      }
+    });
+  });
+}
+
+/**
+ * Returns the cached binaries, building them first when this version was never built here.
+ * Concurrent callers (several test files) serialise on a lock directory.
+ */
+export async function ensureControlPlaneBinaries(
+  log: (s: string) => void = (s) => console.error(s),
+): Promise<ControlPlaneBinaries> {
+  const cached = cachedBinaries();
+  if (cached) return cached;
+  const go = checkGo();
+  const key = cacheKey();
+  const finalDir = join(cacheRoot(), 'controlplane', key);
+  const lock = `${finalDir}.lock`;
+  mkdirSync(dirname(finalDir), { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch {
+      const owner = Number(readFileSafe(join(lock, 'pid')));
+      if (owner && !isAlive(owner)) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      log(`waiting for another build of the control plane (pid ${owner || '?'})...`);
+      await new Promise((r) => setTimeout(r, 5000));
+      const done = cachedBinaries();
+      if (done) return done;
+    }
+  }
+  try {
+    const again = cachedBinaries();
+    if (again) return again;
+    const started = Date.now();
+    const tmp = `${finalDir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    log(
+      `building the local control plane (Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}) from the official Go modules into ${finalDir}; the first build takes several minutes`,
+    );
+    await goBuild(
+      go,
+      etcdModule,
+      ['-trimpath', '-ldflags', '-s -w', '-o', join(tmp, 'etcd'), '.'],
+      'etcd',
+      log,
+    );
+    log(`  etcd built (${Math.round((Date.now() - started) / 1000)} s)`);
+    await goBuild(
+      go,
+      kubeModule,
+      [
+        '-trimpath',
+        '-ldflags',
+        versionLdflags(),
+        '-o',
+        `${tmp}/`,
+        './cmd/kube-apiserver',
+        './cmd/kube-controller-manager',
+      ],
+      'kube-apiserver + kube-controller-manager',
+      log,
+    );
+    renameSync(tmp, finalDir);
+    log(`control plane built in ${Math.round((Date.now() - started) / 1000)} s (cached for next runs)`);
+    return binariesIn(finalDir);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function readFileSafe(p: string): string {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

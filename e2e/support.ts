@@ -1,0 +1,81 @@
+// Shared helpers for the integration suites: one cluster per test file (the shared control
+// plane of the run when there is one), polling with a deadline, and throwaway namespaces.
+import { after, before } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import { acquireCluster, type TestCluster } from './cluster.ts';
+
+export interface ClusterHandle {
+  cluster: TestCluster;
+  kc: k8s.KubeConfig;
+  core: k8s.CoreV1Api;
+  apps: k8s.AppsV1Api;
+  custom: k8s.CustomObjectsApi;
+  objects: k8s.KubernetesObjectApi;
+}
+
+/** Registers before/after hooks in the calling test file; the handle is filled in `before`. */
+export function useCluster(): ClusterHandle {
+  const handle = {} as ClusterHandle;
+  before(async () => {
+    const cluster = await acquireCluster({ log: (s) => console.log(`# ${s}`) });
+    handle.cluster = cluster;
+    handle.kc = cluster.kc;
+    handle.core = cluster.kc.makeApiClient(k8s.CoreV1Api);
+    handle.apps = cluster.kc.makeApiClient(k8s.AppsV1Api);
+    handle.custom = cluster.kc.makeApiClient(k8s.CustomObjectsApi);
+    handle.objects = k8s.KubernetesObjectApi.makeApiClient(cluster.kc);
+  });
+  after(async () => {
+    await handle.cluster?.stop();
+  });
+  return handle;
+}
+
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  { timeoutMs = 30_000, intervalMs = 200 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const detail = lastError instanceof Error ? `: last error ${lastError.message}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return (err as { code?: number })?.code === 404;
+}
+
+let counter = 0;
+/** Creates a namespace with a unique name and waits for its default ServiceAccount. */
+export async function createNamespace(
+  h: ClusterHandle,
+  prefix: string,
+  labels: Record<string, string> = {},
+): Promise<string> {
+  const name = `${prefix}-${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 6)}`;
+  await h.core.createNamespace({ body: { metadata: { name, labels } } });
+  // The ServiceAccount admission plugin rejects Pods until the serviceaccount controller has
+  // created `default`; real clusters have the same race right after namespace creation.
+  await eventually(`default ServiceAccount in ${name}`, async () =>
+    h.core.readNamespacedServiceAccount({ name: 'default', namespace: name }).then(() => true),
+  );
+  return name;
+}
+
+export async function deleteNamespace(h: ClusterHandle, name: string): Promise<void> {
+  await h.core.deleteNamespace({ name }).catch((err) => {
+    if (!isNotFound(err)) throw err;
+  });
+}

@@ -7,6 +7,19 @@ interface CommandModule {
 }
 
 const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  operator: { summary: 'the Network controller only', load: () => import('./commands/operator.ts') },
+  webhook: {
+    summary: 'the Envoy sidecar injector (mutating admission webhook) only',
+    load: () => import('./commands/webhook.ts'),
+  },
+  inject: {
+    summary: 'add the sidecar to a manifest offline, as the webhook would (-f file)',
+    load: () => import('./commands/inject.ts'),
+  },
+  explain: {
+    summary: 'explain whether and why the webhook would inject a Pod (-f pod.yaml)',
+    load: () => import('./commands/explain.ts'),
+  },
   demo: {
     summary: 'bring up a local control plane and show netmesh working (npm start)',
     load: () => import('./commands/demo.ts'),

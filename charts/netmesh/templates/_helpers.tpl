@@ -1,0 +1,35 @@
+{{/* Full name of the release's objects: the release name, or <release>-netmesh. */}}
+{{- define "netmesh.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "netmesh.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "netmesh.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "netmesh.serviceAccountName" -}}
+{{- default (include "netmesh.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "netmesh.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* Namespaces never injected: the system ones and the release's own (sorted, as the CLI renders them). */}}
+{{- define "netmesh.excludedNamespaces" -}}
+{{- $ns := list "kube-node-lease" "kube-public" "kube-system" .Release.Namespace | uniq | sortAlpha -}}
+{{- toJson $ns -}}
+{{- end -}}

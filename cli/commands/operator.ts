@@ -1,0 +1,38 @@
+// `netmesh operator`: the Network controller alone.
+import { Registry } from 'prom-client';
+import { loadKubeConfig } from '../../lib/kube.ts';
+import { startOperator } from '../../operator/main.ts';
+import { startHealthServer } from '../../runtime/health-server.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { parseFlags } from '../flags.ts';
+import { operatorFlags, operatorOptionsFromFlags, parseListen, serveUntilSignal } from './common.ts';
+
+const SUMMARY =
+  'Run the Network controller: reconciles netmesh.io/v1 Networks into CNI network definitions (a Multus NetworkAttachmentDefinition, or a ConfigMap <name>-cni holding a conflist), with leader election between replicas.';
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, help } = parseFlags('operator', SUMMARY, argv, operatorFlags);
+  if (help) return 0;
+  const log = createLogger('netmesh');
+  const kc = loadKubeConfig(values.kubeconfig);
+  const registry = new Registry();
+  const health = await startHealthServer({ ...parseListen(values['health-listen']!), registry, log });
+  let exitCode = 0;
+  const operator = await startOperator({
+    ...operatorOptionsFromFlags(values),
+    kc,
+    log,
+    registry,
+    onLostLeadership: () => {
+      exitCode = 1;
+      process.kill(process.pid, 'SIGTERM');
+    },
+  });
+  health.addReadinessCheck('operator', () => operator.ready());
+  log.info({ identity: operator.identity, health: health.port }, 'netmesh operator running');
+  await serveUntilSignal(log, async () => {
+    await operator.stop();
+    await health.close();
+  });
+  return exitCode;
+}

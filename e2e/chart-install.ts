@@ -1,0 +1,80 @@
+// Installing the Helm chart into a test cluster and acting as the chart's identity: a
+// kubeconfig carrying a real ServiceAccount token (TokenRequest, as `kubectl create token`
+// does), so netmesh processes on the host run with exactly the chart's RBAC.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+import { buildKubeconfig } from '../lib/kubeconfig.ts';
+import { helm } from './tools.ts';
+
+export const CHART_DIR = resolve(fileURLToPath(import.meta.url), '..', '..', 'charts', 'netmesh');
+
+export interface ChartRelease {
+  release: string;
+  namespace: string;
+  /** Full name of the release's objects (ServiceAccount, webhook configuration, Lease prefix). */
+  fullname: string;
+}
+
+export function fullnameOf(release: string): string {
+  return release.includes('netmesh') ? release : `${release}-netmesh`;
+}
+
+/** `helm upgrade --install` with --set values; no --wait (there is no kubelet to run Pods). */
+export function installChart(
+  kubeconfigPath: string,
+  release: string,
+  namespace: string,
+  values: Record<string, string | number | boolean> = {},
+  extra: string[] = [],
+): ChartRelease {
+  const sets = Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${String(v)}`]);
+  helm(kubeconfigPath, [
+    'upgrade',
+    '--install',
+    release,
+    CHART_DIR,
+    '--namespace',
+    namespace,
+    '--create-namespace',
+    ...sets,
+    ...extra,
+  ]);
+  return { release, namespace, fullname: fullnameOf(release) };
+}
+
+export function uninstallChart(kubeconfigPath: string, release: string, namespace: string): void {
+  helm(kubeconfigPath, ['uninstall', release, '--namespace', namespace, '--wait', '--timeout', '60s']);
+}
+
+/** A kubeconfig for `serviceAccount` in `namespace`, with a token from the TokenRequest API. */
+export async function serviceAccountKubeconfig(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  serviceAccount: string,
+  expirationSeconds = 3600,
+): Promise<{ path: string; token: string }> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const res = await core.createNamespacedServiceAccountToken({
+    name: serviceAccount,
+    namespace,
+    body: { spec: { audiences: [], expirationSeconds } },
+  });
+  const token = res.status?.token;
+  if (!token) throw new Error(`TokenRequest for ${namespace}/${serviceAccount} returned no token`);
+  const cluster = kc.getCurrentCluster();
+  if (!cluster?.caData) throw new Error('the admin kubeconfig has no embedded CA data');
+  const text = buildKubeconfig({
+    server: cluster.server,
+    caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'),
+    user: { token },
+    userName: `system:serviceaccount:${namespace}:${serviceAccount}`,
+    namespace,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'netmesh-sa-'));
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(path, text, { mode: 0o600 });
+  return { path, token };
+}

@@ -1,0 +1,468 @@
+// The Network operator end to end: the real `netmesh operator` process against the real
+// control plane (CRD applied from crds/, CEL validation by the apiserver, garbage collection
+// by kube-controller-manager), running under the Helm chart's own ServiceAccount and RBAC
+// (operator-only install), which proves the chart grants everything the operator uses.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { CONFLIST_KEY, type Network } from '../operator/model.ts';
+import { installChart, serviceAccountKubeconfig, uninstallChart } from './chart-install.ts';
+import { type NetmeshProcess, startNetmesh } from './netmesh-process.ts';
+import { createNamespace, deleteNamespace, eventually, isNotFound, useCluster } from './support.ts';
+import { kubectl } from './tools.ts';
+
+const GROUP = 'netmesh.io';
+const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+
+describe('network operator', () => {
+  const h = useCluster();
+  let ns: string;
+  const systemNs = 'netmesh-system';
+  const release = 'netmesh';
+  let identityKubeconfig: string;
+  let operator: NetmeshProcess;
+  const operatorArgs = (identity: string) => [
+    '--kubeconfig',
+    identityKubeconfig,
+    '--namespace',
+    systemNs,
+    '--lease-name',
+    'netmesh-operator',
+    '--identity',
+    identity,
+    '--multus-probe-interval',
+    '1s',
+    '--lease-duration',
+    '4s',
+    '--renew-deadline',
+    '3s',
+    '--retry-period',
+    '500ms',
+  ];
+
+  const getNet = (name: string, namespace = ns) =>
+    h.custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: 'v1',
+      namespace,
+      plural: 'networks',
+      name,
+    }) as Promise<Network>;
+  const createNet = (name: string, spec: Record<string, string>, namespace = ns) =>
+    h.custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: 'v1',
+      namespace,
+      plural: 'networks',
+      body: { apiVersion: 'netmesh.io/v1', kind: 'Network', metadata: { name }, spec },
+    });
+  const deleteNet = (name: string, namespace = ns) =>
+    h.custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: 'v1',
+      namespace,
+      plural: 'networks',
+      name,
+    });
+  const ready = (n: Network) => n.status?.conditions?.find((c) => c.type === 'Ready');
+  const waitFor = (
+    name: string,
+    pred: (n: Network) => boolean,
+    what: string,
+    namespace = ns,
+    timeoutMs = 30_000,
+  ) =>
+    eventually(
+      `${namespace}/${name} ${what}`,
+      async () => {
+        const n = await getNet(name, namespace);
+        return pred(n) ? n : undefined;
+      },
+      { timeoutMs },
+    );
+  const waitReady = (name: string, namespace = ns) =>
+    waitFor(
+      name,
+      (n) => ready(n)?.status === 'True' && n.status?.observedGeneration === n.metadata?.generation,
+      'Ready',
+      namespace,
+    );
+  const gone = async (read: () => Promise<unknown>) => {
+    try {
+      await read();
+      return false;
+    } catch (err) {
+      return isNotFound(err);
+    }
+  };
+  const events = async (name: string, namespace = ns) =>
+    (await h.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items;
+
+  before(async () => {
+    kubectl(h.cluster.kubeconfigPath, ['apply', '-f', 'crds/']);
+    kubectl(h.cluster.kubeconfigPath, [
+      'wait',
+      '--for=condition=Established',
+      'crd/networks.netmesh.io',
+      '--timeout=30s',
+    ]);
+    installChart(h.cluster.kubeconfigPath, release, systemNs, { 'webhook.enabled': false, replicaCount: 1 });
+    identityKubeconfig = (await serviceAccountKubeconfig(h.kc, systemNs, 'netmesh')).path;
+    ns = await createNamespace(h, 'op');
+    operator = await startNetmesh('operator', operatorArgs('replica-a'));
+    await operator.waitReady();
+  });
+
+  after(async () => {
+    // Delete while the operator still runs, so finalizers are released.
+    await deleteNamespace(h, ns);
+    await eventually('test namespace gone', () => gone(() => h.core.readNamespace({ name: ns })), {
+      timeoutMs: 60_000,
+    }).catch(() => {});
+    const code = await operator?.stop();
+    uninstallChart(h.cluster.kubeconfigPath, release, systemNs);
+    assert.equal(code, 0, `operator exits cleanly on SIGTERM; log ${operator?.logFile}`);
+  });
+
+  test("the course's example Network becomes Ready with its CNI ConfigMap, status and Events", async () => {
+    const manifest = readFileSync('deploy/examples/example-network.yaml', 'utf8');
+    kubectl(h.cluster.kubeconfigPath, ['apply', '-n', ns, '-f', '-'], manifest);
+    const net = await waitReady('example-network');
+    assert.equal(net.status?.phase, 'Ready');
+    assert.equal(net.status?.usableAddresses, '65534');
+    assert.equal(net.status?.gateway, '192.168.0.1');
+    assert.ok(net.metadata?.finalizers?.includes('netmesh.io/network-cleanup'));
+    assert.deepEqual(net.status?.materialized, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      name: 'example-network-cni',
+      namespace: ns,
+    });
+    const cm = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'example-network-cni' });
+    const conflist = JSON.parse(cm.data?.[CONFLIST_KEY] ?? '{}');
+    assert.equal(conflist.plugins[0].type, 'bridge');
+    assert.deepEqual(conflist.plugins[0].ipam.ranges, [
+      [{ subnet: '192.168.0.0/16', gateway: '192.168.0.1' }],
+    ]);
+    assert.equal(cm.metadata?.ownerReferences?.[0]?.uid, net.metadata?.uid);
+    assert.equal(cm.metadata?.ownerReferences?.[0]?.controller, true);
+    assert.ok(
+      cm.metadata?.managedFields?.some((f) => f.manager === 'netmesh-operator' && f.operation === 'Apply'),
+      'written by server-side apply',
+    );
+    const evs = await eventually('a Ready Event', async () => {
+      const list = await events('example-network');
+      return list.some((e) => e.reason === 'Ready') ? list : undefined;
+    });
+    assert.equal(evs.find((e) => e.reason === 'Ready')?.type, 'Normal');
+    const table = kubectl(h.cluster.kubeconfigPath, ['get', 'net', '-n', ns, 'example-network']);
+    assert.match(table, /NAME\s+CIDR\s+GATEWAY\s+READY\s+AGE/);
+    assert.match(table, /example-network\s+192\.168\.0\.0\/16\s+192\.168\.0\.1\s+True/);
+  });
+
+  test('the apiserver rejects invalid specs with a readable message (CEL)', () => {
+    for (const [spec, message] of [
+      ['  cidr: "10.0.0.1/8"', /spec\.cidr: .*has host bits set/],
+      ['  cidr: "nonsense"', /spec\.cidr: .*must be an IPv4 or IPv6 CIDR/],
+      [
+        '  cidr: "10.9.0.0/24"\n  gateway: "10.9.1.1"',
+        /spec\.gateway: .*gateway 10\.9\.1\.1 is not inside cidr 10\.9\.0\.0\/24/,
+      ],
+      [
+        '  cidr: "10.9.0.0/24"\n  gateway: "10.9.0.255"',
+        /spec\.gateway: .*is the broadcast address of 10\.9\.0\.0\/24/,
+      ],
+      [
+        '  cidr: "10.9.0.0/24"\n  gateway: "10.9.0.0"',
+        /spec\.gateway: .*is the network address of 10\.9\.0\.0\/24/,
+      ],
+      ['  gateway: "10.9.0.1"', /spec\.cidr: Required value/],
+    ] as const) {
+      const manifest = `apiVersion: netmesh.io/v1\nkind: Network\nmetadata: {name: bad}\nspec:\n${spec}\n`;
+      assert.throws(
+        () => kubectl(h.cluster.kubeconfigPath, ['apply', '-n', ns, '-f', '-'], manifest),
+        message,
+      );
+    }
+  });
+
+  test('the controller re-validates: an IPv6 gateway on the subnet-router address is Invalid with an Event', async () => {
+    await createNet('v6-router', { cidr: 'fd00:77::/64', gateway: 'fd00:77::' });
+    const net = await waitFor('v6-router', (n) => ready(n)?.reason === 'Invalid', 'Invalid');
+    assert.equal(ready(net)?.status, 'False');
+    assert.match(ready(net)!.message, /subnet-router anycast/);
+    assert.equal(net.status?.phase, 'Invalid');
+    await eventually('an Invalid Warning Event', async () =>
+      (await events('v6-router')).some((e) => e.reason === 'Invalid' && e.type === 'Warning'),
+    );
+    assert.ok(
+      await gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'v6-router-cni' })),
+      'nothing materialised',
+    );
+    await deleteNet('v6-router');
+  });
+
+  test('overlapping Networks: the older wins, the newer heals when the winner goes', async () => {
+    // Names sort the other way round, so only the creation time can make ov-old win
+    // (creationTimestamp has one-second resolution: make sure the two differ).
+    await createNet('ov-old', { cidr: '10.20.0.0/16' });
+    await waitReady('ov-old');
+    await new Promise((r) => setTimeout(r, 1100));
+    await createNet('ov-a-new', { cidr: '10.20.5.0/24' });
+    const loser = await waitFor('ov-a-new', (n) => ready(n)?.reason === 'Overlap', 'Overlap');
+    assert.equal(ready(loser)?.status, 'False');
+    assert.match(ready(loser)!.message, new RegExp(`${ns}/ov-old`));
+    assert.equal((await getNet('ov-old')).status?.phase, 'Ready', 'the winner stays Ready');
+    await eventually('an Overlap Event naming the winner', async () =>
+      (await events('ov-a-new')).some((e) => e.reason === 'Overlap' && e.message?.includes('ov-old')),
+    );
+    await deleteNet('ov-old');
+    const healed = await waitReady('ov-a-new');
+    assert.equal(healed.status?.phase, 'Ready');
+    await h.core.readNamespacedConfigMap({ namespace: ns, name: 'ov-a-new-cni' });
+    await deleteNet('ov-a-new');
+  });
+
+  test('editing the CIDR updates the materialised object', async () => {
+    await createNet('edit', { cidr: '10.30.0.0/24' });
+    await waitReady('edit');
+    await h.custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: 'v1',
+        namespace: ns,
+        plural: 'networks',
+        name: 'edit',
+        body: { spec: { cidr: '10.31.0.0/24', gateway: '10.31.0.254' } },
+      },
+      mergePatch,
+    );
+    await waitFor('edit', (n) => n.status?.gateway === '10.31.0.254' && ready(n)?.status === 'True', 'moved');
+    await eventually('the ConfigMap to carry the new subnet', async () => {
+      const cm = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'edit-cni' });
+      const c = JSON.parse(cm.data?.[CONFLIST_KEY] ?? '{}');
+      return (
+        c.plugins?.[0]?.ipam?.ranges?.[0]?.[0]?.subnet === '10.31.0.0/24' &&
+        c.plugins[0].ipam.ranges[0][0].gateway === '10.31.0.254'
+      );
+    });
+    await deleteNet('edit');
+  });
+
+  test('drift is repaired: a hand-deleted or hand-edited ConfigMap comes back', async () => {
+    await createNet('drift', { cidr: '10.40.0.0/24' });
+    await waitReady('drift');
+    const original = (await h.core.readNamespacedConfigMap({ namespace: ns, name: 'drift-cni' })).data?.[
+      CONFLIST_KEY
+    ];
+    await h.core.deleteNamespacedConfigMap({ namespace: ns, name: 'drift-cni' });
+    await eventually('the ConfigMap recreated', async () => {
+      const cm = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'drift-cni' });
+      return cm.data?.[CONFLIST_KEY] === original;
+    });
+    await h.core.patchNamespacedConfigMap(
+      { namespace: ns, name: 'drift-cni', body: { data: { [CONFLIST_KEY]: '{"tampered":true}' } } },
+      mergePatch,
+    );
+    await eventually('the edit reverted', async () => {
+      const cm = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'drift-cni' });
+      return cm.data?.[CONFLIST_KEY] === original;
+    });
+    await deleteNet('drift');
+  });
+
+  test('deleting a Network runs the cleanup, releases the finalizer and leaves nothing', async () => {
+    await createNet('bye', { cidr: '10.50.0.0/24' });
+    await waitReady('bye');
+    await deleteNet('bye');
+    await eventually('the Network gone', () => gone(() => getNet('bye')));
+    await eventually('the ConfigMap gone', () =>
+      gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'bye-cni' })),
+    );
+    await eventually('a CleanedUp Event', async () =>
+      (await events('bye')).some((e) => e.reason === 'CleanedUp'),
+    );
+  });
+
+  test('a second replica stays passive, then takes over within the lease duration', async () => {
+    const standby = await startNetmesh('operator', operatorArgs('replica-b'));
+    try {
+      await standby.waitReady();
+      const coord = h.kc.makeApiClient(k8s.CoordinationV1Api);
+      const lease = await coord.readNamespacedLease({ namespace: systemNs, name: 'netmesh-operator' });
+      assert.equal(lease.spec?.holderIdentity, 'replica-a');
+      await createNet('ha-1', { cidr: '10.60.0.0/24' });
+      await waitReady('ha-1');
+      assert.doesNotMatch(standby.logs(), /"key":"[^"]*\/ha-1"/, 'the standby did not reconcile');
+      const stoppedAt = Date.now();
+      assert.equal(await operator.stop(), 0);
+      await eventually(
+        'replica-b to hold the lease',
+        async () => {
+          const l = await coord.readNamespacedLease({ namespace: systemNs, name: 'netmesh-operator' });
+          return l.spec?.holderIdentity === 'replica-b';
+        },
+        { timeoutMs: 10_000 },
+      );
+      assert.ok(
+        Date.now() - stoppedAt < 4_000 + 2_000,
+        'took over within the lease duration (released lease)',
+      );
+      await createNet('ha-2', { cidr: '10.60.1.0/24' });
+      await waitReady('ha-2');
+      // Swap roles: replica-b is now the operator of this suite.
+      operator = standby;
+    } catch (err) {
+      await standby.stop();
+      throw err;
+    }
+  });
+
+  test('kill -9 mid-way through 200 Networks, restart: all 200 Ready, no duplicates', {
+    timeout: 240_000,
+  }, async () => {
+    const bulk = await createNamespace(h, 'op-bulk');
+    const names = Array.from({ length: 200 }, (_, i) => `n${i}`);
+    let created = 0;
+    const creating = (async () => {
+      for (const [i, name] of names.entries()) {
+        await createNet(name, { cidr: `10.${100 + Math.floor(i / 250)}.${i % 250}.0/24` }, bulk);
+        created++;
+      }
+    })();
+    await eventually('some Networks created', async () => created >= 40, { timeoutMs: 60_000 });
+    await operator.kill9();
+    await creating;
+    operator = await startNetmesh('operator', operatorArgs('replica-c'));
+    await operator.waitReady(60_000);
+    await eventually(
+      'all 200 Networks Ready',
+      async () => {
+        const list = (await h.custom.listNamespacedCustomObject({
+          group: GROUP,
+          version: 'v1',
+          namespace: bulk,
+          plural: 'networks',
+        })) as { items: Network[] };
+        return list.items.length === 200 && list.items.every((n) => ready(n)?.status === 'True');
+      },
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
+    const cms = await h.core.listNamespacedConfigMap({
+      namespace: bulk,
+      labelSelector: 'app.kubernetes.io/managed-by=netmesh-operator',
+    });
+    assert.equal(cms.items.length, 200, 'one ConfigMap per Network');
+    assert.equal(
+      new Set(cms.items.map((c) => c.metadata?.ownerReferences?.[0]?.uid)).size,
+      200,
+      'each owned by a different Network',
+    );
+    await deleteNamespace(h, bulk);
+    await eventually('bulk namespace gone', () => gone(() => h.core.readNamespace({ name: bulk })), {
+      timeoutMs: 120_000,
+    });
+  });
+
+  test('with Multus installed, Networks become NetworkAttachmentDefinitions', async () => {
+    const multusCrd = parse(`
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: network-attachment-definitions.k8s.cni.cncf.io
+spec:
+  group: k8s.cni.cncf.io
+  scope: Namespaced
+  names: {plural: network-attachment-definitions, singular: network-attachment-definition, kind: NetworkAttachmentDefinition, shortNames: [net-attach-def]}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                config: {type: string}
+`);
+    kubectl(h.cluster.kubeconfigPath, ['apply', '-f', '-'], JSON.stringify(multusCrd));
+    try {
+      kubectl(h.cluster.kubeconfigPath, [
+        'wait',
+        '--for=condition=Established',
+        'crd/network-attachment-definitions.k8s.cni.cncf.io',
+        '--timeout=30s',
+      ]);
+      await createNet('multus', { cidr: '10.70.0.0/24' });
+      const net = await waitFor(
+        'multus',
+        (n) => n.status?.materialized?.kind === 'NetworkAttachmentDefinition' && ready(n)?.status === 'True',
+        'materialised as a NAD',
+      );
+      const nad = (await h.custom.getNamespacedCustomObject({
+        group: 'k8s.cni.cncf.io',
+        version: 'v1',
+        namespace: ns,
+        plural: 'network-attachment-definitions',
+        name: 'multus',
+      })) as { spec: { config: string }; metadata: k8s.V1ObjectMeta };
+      const config = JSON.parse(nad.spec.config);
+      assert.equal(config.type, 'bridge');
+      assert.equal(config.ipam.ranges[0][0].subnet, '10.70.0.0/24');
+      assert.equal(nad.metadata.ownerReferences?.[0]?.uid, net.metadata?.uid);
+      // The example Network created before Multus moves over to a NAD too.
+      await waitFor(
+        'example-network',
+        (n) => n.status?.materialized?.kind === 'NetworkAttachmentDefinition',
+        'moved to a NAD',
+      );
+      await eventually('its old ConfigMap removed', () =>
+        gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'example-network-cni' })),
+      );
+      // Deleting the NAD by hand gets it recreated.
+      await h.custom.deleteNamespacedCustomObject({
+        group: 'k8s.cni.cncf.io',
+        version: 'v1',
+        namespace: ns,
+        plural: 'network-attachment-definitions',
+        name: 'multus',
+      });
+      await eventually('the NAD recreated', async () =>
+        h.custom
+          .getNamespacedCustomObject({
+            group: 'k8s.cni.cncf.io',
+            version: 'v1',
+            namespace: ns,
+            plural: 'network-attachment-definitions',
+            name: 'multus',
+          })
+          .then(() => true),
+      );
+      await deleteNet('multus');
+      await eventually('NAD collected with its Network', () =>
+        gone(() =>
+          h.custom.getNamespacedCustomObject({
+            group: 'k8s.cni.cncf.io',
+            version: 'v1',
+            namespace: ns,
+            plural: 'network-attachment-definitions',
+            name: 'multus',
+          }),
+        ),
+      );
+    } finally {
+      await deleteNet('example-network').catch(() => {});
+      await eventually('example-network gone', () => gone(() => getNet('example-network'))).catch(() => {});
+      kubectl(h.cluster.kubeconfigPath, [
+        'delete',
+        'crd',
+        'network-attachment-definitions.k8s.cni.cncf.io',
+        '--wait=true',
+      ]);
+    }
+  });
+});

@@ -1,0 +1,465 @@
+// The Network controller: informers feed an overlap index and a rate-limited work queue of
+// `namespace/name` keys; workers reconcile one key at a time against the informer caches and
+// write only by PATCH (merge patch for finalizers and status, server-side apply for the CNI
+// object). The decisions themselves live in model.ts and network/.
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { Informer } from '../runtime/informer.ts';
+import {
+  type DefaultControllerRateLimiterOptions,
+  defaultControllerRateLimiter,
+  PrometheusQueueMetricsProvider,
+  RateLimitingQueue,
+} from '../runtime/queue/index.ts';
+import { EventRecorder } from './events.ts';
+import {
+  API_VERSION,
+  configMapName,
+  desiredMaterialization,
+  desiredStatus,
+  FIELD_MANAGER,
+  FINALIZER,
+  GROUP,
+  hasFinalizer,
+  KIND,
+  keyOf,
+  MANAGED_BY_LABEL,
+  type MaterializeMode,
+  materializationUpToDate,
+  NAD_GROUP,
+  NAD_PLURAL,
+  NETWORK_LABEL,
+  type Network,
+  type NetworkAttachmentDefinition,
+  type Outcome,
+  overlapMessage,
+  PLURAL,
+  sameStatus,
+  splitKey,
+  transitionEvent,
+  VERSION,
+} from './model.ts';
+import { validateNetworkSpec } from './network/cidr.ts';
+import { OverlapIndex } from './network/overlap-index.ts';
+
+export interface NetworkControllerOptions {
+  kc: k8s.KubeConfig;
+  log: Logger;
+  registry: Registry;
+  /** Identity of this replica, reported on Events. */
+  identity: string;
+  workers?: number;
+  rateLimiter?: DefaultControllerRateLimiterOptions;
+  /** How often to re-check whether Multus (NetworkAttachmentDefinition) is installed. */
+  multusProbeIntervalMs?: number;
+}
+
+type Owned = k8s.KubernetesObject & { data?: Record<string, string>; spec?: { config?: string } };
+
+const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${FIELD_MANAGER}`;
+const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+
+function httpCode(err: unknown): number | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown };
+  return typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+}
+
+export class NetworkController {
+  readonly queue: RateLimitingQueue<string>;
+  readonly index = new OverlapIndex();
+  readonly networks: Informer<Network>;
+  readonly configMaps: Informer<k8s.V1ConfigMap>;
+  nads: Informer<NetworkAttachmentDefinition> | undefined;
+  #mode: MaterializeMode = 'ConfigMap';
+  #workersRunning = 0;
+  #workerLoops: Promise<void>[] = [];
+  #probeTimer: NodeJS.Timeout | undefined;
+  #started = false;
+  readonly #opts: Required<Omit<NetworkControllerOptions, 'rateLimiter'>> & {
+    rateLimiter: DefaultControllerRateLimiterOptions;
+  };
+  readonly #custom: k8s.CustomObjectsApi;
+  readonly #objects: k8s.KubernetesObjectApi;
+  readonly #apis: k8s.ApisApi;
+  readonly #events: EventRecorder;
+  readonly #metrics: { total: Counter<'result'>; errors: Counter; duration: Histogram };
+
+  constructor(opts: NetworkControllerOptions) {
+    this.#opts = { workers: 2, multusProbeIntervalMs: 30_000, rateLimiter: {}, ...opts };
+    const { kc, log, registry } = opts;
+    this.#custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    this.#objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+    this.#apis = kc.makeApiClient(k8s.ApisApi);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    this.#events = new EventRecorder({ core, component: FIELD_MANAGER, instance: opts.identity, log });
+    this.queue = new RateLimitingQueue<string>({
+      name: 'network',
+      metrics: new PrometheusQueueMetricsProvider(registry),
+      rateLimiter: defaultControllerRateLimiter<string>(this.#opts.rateLimiter),
+    });
+    this.#metrics = {
+      total: getOrCreate(
+        registry,
+        'netmesh_reconcile_total',
+        () =>
+          new Counter({
+            name: 'netmesh_reconcile_total',
+            help: 'Network reconciles by result (success, error, conflict).',
+            labelNames: ['result'],
+            registers: [registry],
+          }),
+      ),
+      errors: getOrCreate(
+        registry,
+        'netmesh_reconcile_errors_total',
+        () =>
+          new Counter({
+            name: 'netmesh_reconcile_errors_total',
+            help: 'Network reconciles that failed and were requeued with backoff.',
+            registers: [registry],
+          }),
+      ),
+      duration: getOrCreate(
+        registry,
+        'netmesh_reconcile_duration_seconds',
+        () =>
+          new Histogram({
+            name: 'netmesh_reconcile_duration_seconds',
+            help: 'Time to reconcile one Network.',
+            buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+            registers: [registry],
+          }),
+      ),
+    };
+
+    this.networks = new Informer<Network>({
+      kc,
+      name: 'networks',
+      path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      list: () =>
+        this.#custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }) as Promise<
+          k8s.KubernetesListObject<Network>
+        >,
+      log,
+      registry,
+    });
+    this.networks.on('add', (n) => this.#onNetwork(n));
+    this.networks.on('update', (n) => this.#onNetwork(n));
+    this.networks.on('delete', (n) => this.#onNetworkDeleted(n));
+
+    this.configMaps = new Informer<k8s.V1ConfigMap>({
+      kc,
+      name: 'cni-configmaps',
+      path: '/api/v1/configmaps',
+      labelSelector: MANAGED_SELECTOR,
+      list: () =>
+        core.listConfigMapForAllNamespaces({ labelSelector: MANAGED_SELECTOR }) as Promise<
+          k8s.KubernetesListObject<k8s.V1ConfigMap>
+        >,
+      log,
+      registry,
+    });
+    for (const ev of ['add', 'update', 'delete'] as const) this.configMaps.on(ev, (o) => this.#onOwned(o));
+  }
+
+  get log(): Logger {
+    return this.#opts.log;
+  }
+
+  /** Ready = caches synced and workers running (readiness of the leader). */
+  ready(): boolean {
+    return (
+      this.#started && this.#workersRunning > 0 && this.networks.hasSynced() && this.configMaps.hasSynced()
+    );
+  }
+
+  mode(): MaterializeMode {
+    return this.#mode;
+  }
+
+  /** Starts informers, waits for their caches, then starts the workers. */
+  async start(): Promise<void> {
+    await this.#probeMultus();
+    this.networks.start();
+    this.configMaps.start();
+    await Promise.all([this.networks.waitForSync(), this.configMaps.waitForSync(), this.nads?.waitForSync()]);
+    this.#probeTimer = setInterval(() => void this.#probeMultus(), this.#opts.multusProbeIntervalMs);
+    this.#probeTimer.unref();
+    this.#started = true;
+    for (let i = 0; i < this.#opts.workers; i++) this.#workerLoops.push(this.#worker(i));
+    this.log.info(
+      { workers: this.#opts.workers, mode: this.#mode, networks: this.index.size },
+      'network controller started',
+    );
+  }
+
+  /** Stops taking new work, lets in-flight reconciles finish, stops the informers. */
+  async stop(): Promise<void> {
+    if (this.#probeTimer) clearInterval(this.#probeTimer);
+    await this.queue.shutDownWithDrain();
+    await Promise.all(this.#workerLoops);
+    await Promise.all([this.networks.stop(), this.configMaps.stop(), this.nads?.stop()]);
+    this.#started = false;
+  }
+
+  // ---- event handlers: keep the overlap index current and enqueue keys, nothing else ----
+
+  #onNetwork(net: Network): void {
+    const key = keyOf(net);
+    const affected = new Set<string>([key]);
+    for (const e of this.index.overlapping(key)) affected.add(e.key);
+    const v = validateNetworkSpec(net.spec);
+    if (v.ok) {
+      this.index.upsert(key, v.cidr, { creationTimestamp: net.metadata?.creationTimestamp, key });
+      for (const e of this.index.overlapping(key)) affected.add(e.key);
+    } else {
+      this.index.remove(key);
+    }
+    for (const k of affected) this.queue.add(k);
+  }
+
+  #onNetworkDeleted(net: Network): void {
+    const key = keyOf(net);
+    const affected = this.index.overlapping(key).map((e) => e.key);
+    this.index.remove(key);
+    for (const k of affected) this.queue.add(k);
+  }
+
+  #onOwned(obj: k8s.KubernetesObject): void {
+    const owner = obj.metadata?.ownerReferences?.find(
+      (o) => o.controller && o.kind === KIND && o.apiVersion === API_VERSION,
+    );
+    if (owner && obj.metadata?.namespace) this.queue.add(`${obj.metadata.namespace}/${owner.name}`);
+  }
+
+  // ---- Multus detection ----
+
+  async #probeMultus(): Promise<void> {
+    let present = false;
+    try {
+      const groups = await this.#apis.getAPIVersions();
+      present = groups.groups.some((g) => g.name === NAD_GROUP && g.versions.some((v) => v.version === 'v1'));
+    } catch (err) {
+      this.log.warn({ err }, 'API discovery failed; keeping the current materialization mode');
+      return;
+    }
+    const mode: MaterializeMode = present ? 'NetworkAttachmentDefinition' : 'ConfigMap';
+    if (present && !this.nads) {
+      const nads = new Informer<NetworkAttachmentDefinition>({
+        kc: this.#opts.kc,
+        name: 'network-attachment-definitions',
+        path: `/apis/${NAD_GROUP}/v1/${NAD_PLURAL}`,
+        labelSelector: MANAGED_SELECTOR,
+        list: () =>
+          this.#custom.listClusterCustomObject({
+            group: NAD_GROUP,
+            version: 'v1',
+            plural: NAD_PLURAL,
+            labelSelector: MANAGED_SELECTOR,
+          }) as Promise<k8s.KubernetesListObject<NetworkAttachmentDefinition>>,
+        log: this.log,
+        registry: this.#opts.registry,
+      });
+      for (const ev of ['add', 'update', 'delete'] as const) nads.on(ev, (o) => this.#onOwned(o));
+      this.nads = nads;
+      nads.start();
+      if (this.#started) await nads.waitForSync();
+    }
+    if (mode !== this.#mode) {
+      this.log.info({ mode }, 'materialization mode changed');
+      this.#mode = mode;
+      if (this.#started) for (const n of this.networks.list()) this.queue.add(keyOf(n));
+    }
+  }
+
+  // ---- workers ----
+
+  async #worker(id: number): Promise<void> {
+    this.#workersRunning++;
+    try {
+      for (;;) {
+        const { item: key, shutdown } = await this.queue.get();
+        if (shutdown) return;
+        const log = this.log.child({ key, worker: id });
+        const end = this.#metrics.duration.startTimer();
+        try {
+          await this.reconcile(key, log);
+          this.queue.forget(key);
+          this.#metrics.total.inc({ result: 'success' });
+        } catch (err) {
+          if (httpCode(err) === 409) {
+            // Somebody wrote the object since our cache saw it: retry now on fresher data.
+            log.debug('conflict; requeued');
+            this.#metrics.total.inc({ result: 'conflict' });
+            this.queue.add(key);
+          } else {
+            this.#metrics.total.inc({ result: 'error' });
+            this.#metrics.errors.inc();
+            log.error(
+              { err: errSummary(err), requeues: this.queue.numRequeues(key) },
+              'reconcile failed; requeued with backoff',
+            );
+            this.queue.addRateLimited(key);
+          }
+        } finally {
+          end();
+          this.queue.done(key);
+        }
+      }
+    } finally {
+      this.#workersRunning--;
+    }
+  }
+
+  /** One pass of the control loop for one key. Throws to requeue with backoff. */
+  async reconcile(key: string, log: Logger = this.log.child({ key })): Promise<void> {
+    const { namespace, name } = splitKey(key);
+    let net = this.networks.get(name, namespace);
+    if (!net) {
+      // Deleted: the finalizer already ran cleanup, the garbage collector takes the rest.
+      log.debug('not found; nothing to do');
+      return;
+    }
+    if (net.metadata?.deletionTimestamp) {
+      await this.#finalize(net, log);
+      return;
+    }
+    if (!hasFinalizer(net)) {
+      net = await this.#patchNetwork(net, { finalizers: [...(net.metadata?.finalizers ?? []), FINALIZER] });
+      log.info('finalizer added');
+    }
+
+    const v = validateNetworkSpec(net.spec);
+    let outcome: Outcome;
+    if (!v.ok) {
+      await this.#removeMaterialized(net, log);
+      outcome = { kind: 'Invalid', message: v.message };
+    } else {
+      const blocker = this.index.isBlocked(key) ? this.index.blockerFor(key) : undefined;
+      if (blocker) {
+        await this.#removeMaterialized(net, log);
+        outcome = { kind: 'Overlap', blocker, message: overlapMessage(blocker), validation: v };
+      } else {
+        const ref = await this.#materialize(net, v, log);
+        outcome = { kind: 'Ready', ref, validation: v };
+      }
+    }
+    await this.#writeStatus(net, outcome, log);
+  }
+
+  async #patchNetwork(net: Network, metadata: { finalizers: string[] }): Promise<Network> {
+    const { namespace, name } = splitKey(keyOf(net));
+    // resourceVersion makes the merge patch conditional: a stale cache gets 409, not a lost write.
+    return (await this.#custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: PLURAL,
+        name,
+        body: { metadata: { ...metadata, resourceVersion: net.metadata?.resourceVersion } },
+      },
+      mergePatch,
+    )) as Network;
+  }
+
+  async #materialize(
+    net: Network,
+    v: Extract<ReturnType<typeof validateNetworkSpec>, { ok: true }>,
+    log: Logger,
+  ) {
+    const mode = this.#mode;
+    const { object, ref } = desiredMaterialization(net, v, mode);
+    const live: Owned | undefined =
+      mode === 'ConfigMap'
+        ? this.configMaps.get(ref.name, ref.namespace)
+        : this.nads?.get(ref.name, ref.namespace);
+    if (!materializationUpToDate(live, object)) {
+      await this.#objects.patch(
+        object,
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        true,
+        k8s.PatchStrategy.ServerSideApply,
+      );
+      log.info(
+        { kind: ref.kind, name: ref.name, repaired: live !== undefined },
+        live ? 'materialized object repaired' : 'materialized object applied',
+      );
+    }
+    // A Network materialised in the other mode before (Multus installed or removed since).
+    await this.#deleteOwned(net, mode === 'ConfigMap' ? 'NetworkAttachmentDefinition' : 'ConfigMap', log);
+    return ref;
+  }
+
+  async #removeMaterialized(net: Network, log: Logger): Promise<void> {
+    await this.#deleteOwned(net, 'ConfigMap', log);
+    await this.#deleteOwned(net, 'NetworkAttachmentDefinition', log);
+  }
+
+  async #deleteOwned(net: Network, kind: MaterializeMode, log: Logger): Promise<boolean> {
+    const namespace = net.metadata!.namespace!;
+    const name = kind === 'ConfigMap' ? configMapName(net.metadata!.name!) : net.metadata!.name!;
+    const live =
+      kind === 'ConfigMap' ? this.configMaps.get(name, namespace) : this.nads?.get(name, namespace);
+    if (!live || !live.metadata?.ownerReferences?.some((o) => o.uid === net.metadata?.uid)) return false;
+    try {
+      await this.#objects.delete({
+        apiVersion: live.apiVersion ?? (kind === 'ConfigMap' ? 'v1' : `${NAD_GROUP}/v1`),
+        kind,
+        metadata: { name, namespace },
+      });
+      log.info({ kind, name }, 'materialized object deleted');
+    } catch (err) {
+      if (httpCode(err) !== 404) throw err;
+    }
+    return true;
+  }
+
+  async #writeStatus(net: Network, outcome: Outcome, log: Logger): Promise<void> {
+    const next = desiredStatus(net, outcome, new Date());
+    if (sameStatus(net.status, next)) return;
+    const { namespace, name } = splitKey(keyOf(net));
+    await this.#custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status: next } },
+      mergePatch,
+    );
+    log.info({ phase: next.phase, reason: next.conditions?.[0]?.reason }, 'status updated');
+    const event = transitionEvent(net.status, next);
+    if (event) await this.#events.record(net, event);
+  }
+
+  async #finalize(net: Network, log: Logger): Promise<void> {
+    if (!hasFinalizer(net)) return;
+    const removed = await this.#removeMaterialized(net, log);
+    await this.#patchNetwork(net, {
+      finalizers: (net.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
+    });
+    log.info({ removedMaterialized: removed }, 'cleanup done; finalizer removed');
+    await this.#events.record(net, {
+      type: 'Normal',
+      reason: 'CleanedUp',
+      message: 'network definition removed; finalizer released',
+    });
+  }
+}
+
+function errSummary(err: unknown): { message: string; code?: number } {
+  const code = httpCode(err);
+  const body = (err as { body?: unknown })?.body;
+  let message = err instanceof Error ? err.message : String(err);
+  if (typeof body === 'string') {
+    try {
+      message = (JSON.parse(body) as { message?: string }).message ?? message;
+    } catch {
+      // keep the error's own message
+    }
+  }
+  return { message: message.split('\n')[0] ?? message, ...(code !== undefined ? { code } : {}) };
+}
+
+function getOrCreate<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}

@@ -1,0 +1,58 @@
+// core/v1 Events for Networks, so `kubectl describe network` tells the story of each transition.
+// An Event that cannot be written is logged and dropped: Events are best effort and must never
+// fail or block a reconcile.
+import { randomBytes } from 'node:crypto';
+import type { CoreV1Api, KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+export interface EventRecorderOptions {
+  core: CoreV1Api;
+  component: string;
+  instance: string;
+  log: Logger;
+}
+
+export class EventRecorder {
+  readonly #opts: EventRecorderOptions;
+  constructor(opts: EventRecorderOptions) {
+    this.#opts = opts;
+  }
+
+  async record(
+    obj: KubernetesObject,
+    event: { type: 'Normal' | 'Warning'; reason: string; message: string },
+  ): Promise<void> {
+    const namespace = obj.metadata?.namespace ?? 'default';
+    const now = new Date();
+    try {
+      await this.#opts.core.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: {
+            name: `${obj.metadata?.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`,
+            namespace,
+          },
+          involvedObject: {
+            apiVersion: obj.apiVersion,
+            kind: obj.kind,
+            name: obj.metadata?.name,
+            namespace,
+            uid: obj.metadata?.uid,
+            resourceVersion: obj.metadata?.resourceVersion,
+          },
+          type: event.type,
+          reason: event.reason,
+          message: event.message.slice(0, 1024),
+          source: { component: this.#opts.component },
+          reportingComponent: this.#opts.component,
+          reportingInstance: this.#opts.instance,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    } catch (err) {
+      this.#opts.log.warn({ err: (err as Error).message, reason: event.reason }, 'could not record Event');
+    }
+  }
+}

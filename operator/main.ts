@@ -1,0 +1,118 @@
+// Hosting the Network controller in a process: leader election decides which replica works,
+// the health server reports it, signals drain it. Used by `netmesh operator` and `netmesh run`.
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { LeaderElector } from '../runtime/leader-election.ts';
+import type { DefaultControllerRateLimiterOptions } from '../runtime/queue/index.ts';
+import { NetworkController } from './controller.ts';
+
+export interface OperatorOptions {
+  kc: KubeConfig;
+  log: Logger;
+  registry: Registry;
+  /** Namespace of the leader-election Lease (the operator's own namespace). */
+  namespace: string;
+  identity?: string;
+  workers?: number;
+  leaderElect?: boolean;
+  leaseName?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  multusProbeIntervalMs?: number;
+  rateLimiter?: DefaultControllerRateLimiterOptions;
+  /** Called when leadership is lost: the process should exit so a fresh replica takes over. */
+  onLostLeadership?: () => void;
+}
+
+export interface RunningOperator {
+  controller: NetworkController;
+  identity: string;
+  isLeader(): boolean;
+  /** Ready = this replica is a synced standby, or the leader with workers running. */
+  ready(): true | string;
+  /** Drain the queue, release the lease, stop informers. */
+  stop(): Promise<void>;
+}
+
+export function defaultIdentity(): string {
+  return process.env['POD_NAME'] ?? `${hostname()}_${process.pid}`;
+}
+
+export async function startOperator(opts: OperatorOptions): Promise<RunningOperator> {
+  const identity = opts.identity ?? defaultIdentity();
+  const log = opts.log.child({ component: 'operator' });
+  const controller = new NetworkController({
+    kc: opts.kc,
+    log,
+    registry: opts.registry,
+    identity,
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+    ...(opts.multusProbeIntervalMs !== undefined
+      ? { multusProbeIntervalMs: opts.multusProbeIntervalMs }
+      : {}),
+    ...(opts.rateLimiter ? { rateLimiter: opts.rateLimiter } : {}),
+  });
+  let leading = false;
+  let starting: Promise<void> | undefined;
+
+  if (opts.leaderElect === false) {
+    leading = true;
+    await controller.start();
+    return {
+      controller,
+      identity,
+      isLeader: () => true,
+      ready: () => (controller.ready() ? true : 'controller caches not synced or workers not running'),
+      stop: () => controller.stop(),
+    };
+  }
+
+  const elector = new LeaderElector({
+    kc: opts.kc,
+    namespace: opts.namespace,
+    name: opts.leaseName ?? 'netmesh-operator',
+    identity,
+    leaseDurationMs: opts.leaseDurationMs ?? 15_000,
+    renewDeadlineMs: opts.renewDeadlineMs ?? 10_000,
+    retryPeriodMs: opts.retryPeriodMs ?? 2_000,
+    log,
+    onStartedLeading: () => {
+      leading = true;
+      log.info({ identity }, 'became leader; starting the controller');
+      starting = controller.start().catch((err: unknown) => {
+        log.error({ err }, 'controller failed to start');
+        opts.onLostLeadership?.();
+      });
+    },
+    onStoppedLeading: (info) => {
+      leading = false;
+      if (info.reason !== 'lost') return; // released or stopped on purpose during shutdown
+      log.warn({ identity }, 'lost leadership');
+      opts.onLostLeadership?.();
+    },
+    onNewLeader: (leader: string) => {
+      if (leader !== identity) log.info({ leader }, 'another replica leads; standing by');
+    },
+  });
+  void elector.run();
+
+  return {
+    controller,
+    identity,
+    isLeader: () => leading,
+    ready: () => {
+      if (!leading) return true;
+      return controller.ready() ? true : 'leader: controller caches not synced or workers not running';
+    },
+    stop: async () => {
+      if (leading) {
+        await starting;
+        await controller.stop();
+      }
+      await elector.release();
+    },
+  };
+}

@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  CONFLIST_KEY,
+  configMapName,
+  desiredMaterialization,
+  desiredStatus,
+  materializationUpToDate,
+  type Network,
+  type Outcome,
+  overlapMessage,
+  sameStatus,
+  transitionEvent,
+} from './model.ts';
+import { parseCidr, validateNetworkSpec } from './network/cidr.ts';
+import { OverlapIndex } from './network/overlap-index.ts';
+
+const net = (over: Partial<Network> = {}): Network => ({
+  apiVersion: 'netmesh.io/v1',
+  kind: 'Network',
+  metadata: {
+    name: 'example-network',
+    namespace: 'default',
+    uid: 'u-1',
+    generation: 3,
+    creationTimestamp: new Date('2026-01-01T00:00:00Z'),
+  },
+  spec: { cidr: '192.168.0.0/16', gateway: '192.168.0.1' },
+  ...over,
+});
+
+const valid = () => {
+  const v = validateNetworkSpec({ cidr: '192.168.0.0/16', gateway: '192.168.0.1' });
+  assert.ok(v.ok);
+  return v;
+};
+
+describe('desiredStatus', () => {
+  const now = new Date('2026-02-02T10:00:00.123Z');
+  test('Ready outcome: condition, phase, usable count, reference, generation', () => {
+    const v = valid();
+    const s = desiredStatus(
+      net(),
+      {
+        kind: 'Ready',
+        ref: { apiVersion: 'v1', kind: 'ConfigMap', name: 'example-network-cni', namespace: 'default' },
+        validation: v,
+      },
+      now,
+    );
+    assert.equal(s.phase, 'Ready');
+    assert.equal(s.observedGeneration, 3);
+    assert.equal(s.usableAddresses, '65534');
+    assert.equal(s.gateway, '192.168.0.1');
+    assert.deepEqual(s.materialized, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      name: 'example-network-cni',
+      namespace: 'default',
+    });
+    assert.deepEqual(s.conditions, [
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Materialized',
+        message: 'materialized as ConfigMap default/example-network-cni',
+        lastTransitionTime: '2026-02-02T10:00:00Z',
+        observedGeneration: 3,
+      },
+    ]);
+  });
+
+  test('Invalid outcome carries the message and no usable count', () => {
+    const s = desiredStatus(net(), { kind: 'Invalid', message: 'bad cidr' }, now);
+    assert.equal(s.phase, 'Invalid');
+    assert.equal(s.conditions?.[0]?.status, 'False');
+    assert.equal(s.conditions?.[0]?.reason, 'Invalid');
+    assert.equal(s.usableAddresses, undefined);
+  });
+
+  test('lastTransitionTime is kept while the condition status does not change', () => {
+    const first = desiredStatus(net(), { kind: 'Invalid', message: 'a' }, now);
+    const later = desiredStatus(
+      net({ status: first }),
+      { kind: 'Invalid', message: 'b' },
+      new Date('2030-01-01T00:00:00Z'),
+    );
+    assert.equal(later.conditions?.[0]?.lastTransitionTime, '2026-02-02T10:00:00Z');
+    const ready = desiredStatus(
+      net({ status: first }),
+      {
+        kind: 'Ready',
+        ref: { apiVersion: 'v1', kind: 'ConfigMap', name: 'x', namespace: 'default' },
+        validation: valid(),
+      },
+      new Date('2030-01-01T00:00:00Z'),
+    );
+    assert.equal(ready.conditions?.[0]?.lastTransitionTime, '2030-01-01T00:00:00Z');
+  });
+
+  test('sameStatus ignores key order and undefined fields, so an unchanged status is not rewritten', () => {
+    const s = desiredStatus(net(), { kind: 'Invalid', message: 'a' }, now);
+    const reordered = JSON.parse(
+      JSON.stringify({ conditions: s.conditions, phase: s.phase, observedGeneration: s.observedGeneration }),
+    );
+    assert.ok(sameStatus(reordered, s));
+    assert.ok(!sameStatus(undefined, s));
+    assert.ok(!sameStatus({ ...s, phase: 'Ready' }, s));
+  });
+});
+
+describe('transitionEvent', () => {
+  const now = new Date();
+  const ready: Outcome = {
+    kind: 'Ready',
+    ref: { apiVersion: 'v1', kind: 'ConfigMap', name: 'x', namespace: 'd' },
+    validation: valid(),
+  };
+  test('first Ready is a Normal Ready event; repeating it is silent', () => {
+    const s = desiredStatus(net(), ready, now);
+    assert.deepEqual(transitionEvent(undefined, s)?.reason, 'Ready');
+    assert.equal(transitionEvent(s, desiredStatus(net({ status: s }), ready, now)), undefined);
+  });
+  test('Invalid and Overlap are Warning events with the reason', () => {
+    const inv = desiredStatus(net(), { kind: 'Invalid', message: 'm' }, now);
+    assert.deepEqual(transitionEvent(undefined, inv), { type: 'Warning', reason: 'Invalid', message: 'm' });
+    const idx = new OverlapIndex();
+    idx.upsert('a/old', parseCidr('192.168.0.0/24'), {
+      creationTimestamp: '2020-01-01T00:00:00Z',
+      key: 'a/old',
+    });
+    const blocker = idx.get('a/old')!;
+    const ov = desiredStatus(
+      net(),
+      { kind: 'Overlap', blocker, message: overlapMessage(blocker), validation: valid() },
+      now,
+    );
+    const ev = transitionEvent(inv, ov);
+    assert.equal(ev?.type, 'Warning');
+    assert.equal(ev?.reason, 'Overlap');
+    assert.match(ev!.message, /a\/old \(192\.168\.0\.0\/24/);
+  });
+});
+
+describe('materialization', () => {
+  test('ConfigMap mode: <name>-cni with the conflist, labels and a controller owner reference', () => {
+    const { object, ref } = desiredMaterialization(net(), valid(), 'ConfigMap');
+    assert.equal(ref.name, configMapName('example-network'));
+    assert.equal(object.kind, 'ConfigMap');
+    assert.equal(object.metadata?.ownerReferences?.[0]?.controller, true);
+    assert.equal(object.metadata?.ownerReferences?.[0]?.uid, 'u-1');
+    const conflist = JSON.parse(object.data![CONFLIST_KEY]!);
+    assert.equal(conflist.plugins[0].type, 'bridge');
+    assert.deepEqual(conflist.plugins[0].ipam.ranges, [
+      [{ subnet: '192.168.0.0/16', gateway: '192.168.0.1' }],
+    ]);
+  });
+
+  test('NAD mode: same name, spec.config is a single-plugin CNI config', () => {
+    const { object, ref } = desiredMaterialization(net(), valid(), 'NetworkAttachmentDefinition');
+    assert.equal(ref.kind, 'NetworkAttachmentDefinition');
+    assert.equal(ref.name, 'example-network');
+    const config = JSON.parse(object.spec!.config!);
+    assert.equal(config.type, 'bridge');
+    assert.equal(config.ipam.type, 'host-local');
+  });
+
+  test('up-to-date check detects edits, missing objects, foreign owners and changed CIDRs', () => {
+    const { object } = desiredMaterialization(net(), valid(), 'ConfigMap');
+    const live = JSON.parse(JSON.stringify(object));
+    assert.ok(materializationUpToDate(live, object));
+    assert.ok(!materializationUpToDate(undefined, object));
+    assert.ok(!materializationUpToDate({ ...live, data: { [CONFLIST_KEY]: '{}' } }, object));
+    assert.ok(!materializationUpToDate({ ...live, data: { ...live.data, extra: 'x' } }, object));
+    assert.ok(
+      !materializationUpToDate({ ...live, metadata: { ...live.metadata, ownerReferences: [] } }, object),
+    );
+    const moved = validateNetworkSpec({ cidr: '10.1.0.0/16' });
+    assert.ok(moved.ok);
+    assert.ok(!materializationUpToDate(live, desiredMaterialization(net(), moved, 'ConfigMap').object));
+  });
+});

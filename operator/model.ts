@@ -1,0 +1,254 @@
+// The Network resource as the controller sees it, and the pure decisions of a reconcile:
+// what the status should say, whether it changed, which Event a transition deserves, and what
+// object the cluster's CNI should get. No I/O here; controller.ts performs what this decides.
+import type { KubernetesObject, V1ConfigMap, V1OwnerReference } from '@kubernetes/client-node';
+import type { NetworkSpecValidation } from './network/cidr.ts';
+import { formatCidr } from './network/cidr.ts';
+import { buildConflist, buildNadConfig } from './network/cni.ts';
+import type { Entry } from './network/overlap-index.ts';
+
+export const GROUP = 'netmesh.io';
+export const VERSION = 'v1';
+export const PLURAL = 'networks';
+export const KIND = 'Network';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const FINALIZER = 'netmesh.io/network-cleanup';
+export const FIELD_MANAGER = 'netmesh-operator';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const NETWORK_LABEL = 'netmesh.io/network';
+export const CONFIGMAP_SUFFIX = '-cni';
+export const CONFLIST_KEY = 'cni-conflist.json';
+export const NAD_GROUP = 'k8s.cni.cncf.io';
+export const NAD_API_VERSION = `${NAD_GROUP}/v1`;
+export const NAD_PLURAL = 'network-attachment-definitions';
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface MaterializedRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+}
+
+export interface NetworkStatus {
+  observedGeneration?: number;
+  phase?: string;
+  gateway?: string;
+  usableAddresses?: string;
+  materialized?: MaterializedRef;
+  conditions?: Condition[];
+}
+
+export interface Network extends KubernetesObject {
+  spec?: { cidr?: unknown; gateway?: unknown };
+  status?: NetworkStatus;
+}
+
+export type MaterializeMode = 'NetworkAttachmentDefinition' | 'ConfigMap';
+
+/** What a reconcile concluded about one Network. */
+export type Outcome =
+  | { kind: 'Invalid'; message: string }
+  | {
+      kind: 'Overlap';
+      blocker: Entry;
+      message: string;
+      validation: Extract<NetworkSpecValidation, { ok: true }>;
+    }
+  | { kind: 'Ready'; ref: MaterializedRef; validation: Extract<NetworkSpecValidation, { ok: true }> };
+
+export function keyOf(obj: KubernetesObject): string {
+  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+}
+
+export function splitKey(key: string): { namespace: string; name: string } {
+  const i = key.indexOf('/');
+  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+export function overlapMessage(blocker: Entry): string {
+  const when = Number.isFinite(blocker.createdAt)
+    ? `created ${new Date(blocker.createdAt).toISOString()}`
+    : 'older';
+  return `cidr overlaps Network ${blocker.key} (${formatCidr(blocker.cidr)}, ${when}), which takes precedence; this Network becomes Ready when that one is deleted or moved`;
+}
+
+/** The status a Network should carry for an outcome. Keeps lastTransitionTime when nothing transitioned. */
+export function desiredStatus(net: Network, outcome: Outcome, now: Date): NetworkStatus {
+  const generation = net.metadata?.generation;
+  const previous = net.status?.conditions?.find((c) => c.type === 'Ready');
+  const ready = outcome.kind === 'Ready';
+  const reason = outcome.kind === 'Ready' ? 'Materialized' : outcome.kind;
+  const message =
+    outcome.kind === 'Ready'
+      ? `materialized as ${outcome.ref.kind} ${outcome.ref.namespace}/${outcome.ref.name}`
+      : outcome.message;
+  const status: 'True' | 'False' = ready ? 'True' : 'False';
+  const transitioned = !previous || previous.status !== status;
+  const condition: Condition = {
+    type: 'Ready',
+    status,
+    reason,
+    message,
+    lastTransitionTime: transitioned
+      ? now.toISOString().replace(/\.\d{3}Z$/, 'Z')
+      : previous.lastTransitionTime,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+  const result: NetworkStatus = {
+    phase: outcome.kind,
+    conditions: [condition],
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+  if (outcome.kind !== 'Invalid') {
+    result.gateway = outcome.validation.canonicalGateway;
+    result.usableAddresses = outcome.validation.usable.toString();
+  }
+  if (outcome.kind === 'Ready') result.materialized = outcome.ref;
+  return result;
+}
+
+/** Deep equality on the JSON form: the controller writes status only when this is false. */
+export function sameStatus(a: NetworkStatus | undefined, b: NetworkStatus): boolean {
+  return canonical(a ?? {}) === canonical(b);
+}
+
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, value: unknown) =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(
+          Object.entries(value as Record<string, unknown>)
+            .filter(([, x]) => x !== undefined)
+            .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
+        )
+      : value,
+  );
+}
+
+export interface EventSpec {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/**
+ * The Event for a status change, or undefined when the Ready condition kept its status,
+ * reason and message (a resync or an unrelated edit is not news).
+ */
+export function transitionEvent(
+  previous: NetworkStatus | undefined,
+  next: NetworkStatus,
+): EventSpec | undefined {
+  const before = previous?.conditions?.find((c) => c.type === 'Ready');
+  const after = next.conditions?.find((c) => c.type === 'Ready');
+  if (!after) return undefined;
+  if (
+    before &&
+    before.status === after.status &&
+    before.reason === after.reason &&
+    before.message === after.message
+  ) {
+    return undefined;
+  }
+  if (after.status === 'True') return { type: 'Normal', reason: 'Ready', message: after.message };
+  return { type: 'Warning', reason: after.reason, message: after.message };
+}
+
+export function ownerReference(net: Network): V1OwnerReference {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    name: net.metadata!.name!,
+    uid: net.metadata!.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+export interface NetworkAttachmentDefinition extends KubernetesObject {
+  spec?: { config?: string };
+}
+
+function labels(net: Network): Record<string, string> {
+  return { [MANAGED_BY_LABEL]: FIELD_MANAGER, [NETWORK_LABEL]: net.metadata!.name! };
+}
+
+export function configMapName(networkName: string): string {
+  return `${networkName}${CONFIGMAP_SUFFIX}`;
+}
+
+/** The object the CNI consumes for a valid Network, as a server-side-apply body. */
+export function desiredMaterialization(
+  net: Network,
+  validation: Extract<NetworkSpecValidation, { ok: true }>,
+  mode: MaterializeMode,
+): {
+  object: KubernetesObject & { data?: Record<string, string>; spec?: { config: string } };
+  ref: MaterializedRef;
+} {
+  const namespace = net.metadata!.namespace!;
+  const name = net.metadata!.name!;
+  const input = {
+    namespace,
+    name,
+    cidr: validation.cidr,
+    gateway: validation.gateway,
+    family: validation.cidr.family,
+  };
+  if (mode === 'NetworkAttachmentDefinition') {
+    const object = {
+      apiVersion: NAD_API_VERSION,
+      kind: 'NetworkAttachmentDefinition',
+      metadata: { name, namespace, labels: labels(net), ownerReferences: [ownerReference(net)] },
+      spec: { config: buildNadConfig(input).json },
+    };
+    return {
+      object,
+      ref: { apiVersion: NAD_API_VERSION, kind: 'NetworkAttachmentDefinition', name, namespace },
+    };
+  }
+  const cmName = configMapName(name);
+  const object: V1ConfigMap & KubernetesObject = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: cmName, namespace, labels: labels(net), ownerReferences: [ownerReference(net)] },
+    data: { [CONFLIST_KEY]: buildConflist(input).json },
+  };
+  return { object, ref: { apiVersion: 'v1', kind: 'ConfigMap', name: cmName, namespace } };
+}
+
+/**
+ * True when the live object already carries everything we would apply (our labels, our
+ * controller reference, the same payload): then no write is needed. Anything else (an edit by
+ * hand, a deleted object, a changed CIDR) is drift that the next apply repairs.
+ */
+export function materializationUpToDate(
+  live: (KubernetesObject & { data?: Record<string, string>; spec?: { config?: string } }) | undefined,
+  desired: KubernetesObject & { data?: Record<string, string>; spec?: { config?: string } },
+): boolean {
+  if (!live) return false;
+  const wantLabels = desired.metadata?.labels ?? {};
+  for (const [k, v] of Object.entries(wantLabels)) if (live.metadata?.labels?.[k] !== v) return false;
+  const owner = desired.metadata?.ownerReferences?.[0];
+  if (!live.metadata?.ownerReferences?.some((o) => o.uid === owner?.uid && o.controller === true))
+    return false;
+  if (desired.data) {
+    const liveData = live.data ?? {};
+    if (Object.keys(liveData).length !== Object.keys(desired.data).length) return false;
+    for (const [k, v] of Object.entries(desired.data)) if (liveData[k] !== v) return false;
+  }
+  if (desired.spec && live.spec?.config !== desired.spec.config) return false;
+  return true;
+}
+
+export function hasFinalizer(net: Network): boolean {
+  return net.metadata?.finalizers?.includes(FINALIZER) ?? false;
+}

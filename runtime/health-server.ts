@@ -1,0 +1,193 @@
+/**
+ * Plain-HTTP probe and metrics endpoint for the kubelet and Prometheus:
+ *   /healthz  liveness: 200 while every liveness check passes and no fatal error was set
+ *             (/livez is an alias)
+ *   /readyz   readiness: 200 only while every readiness check passes
+ *   /metrics  the prom-client Registry, in its own content type
+ * Failing probes answer 503 with one line per failing check, as the apiserver's `?verbose`
+ * does ("[-]name failed: reason"); `?verbose` lists the passing checks too.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+
+/** true = passing; false or a string (the reason) = failing. */
+export type HealthCheck = () => boolean | string;
+
+export interface HealthServerOptions {
+  /** Default 0.0.0.0. */
+  host?: string;
+  /** 0 picks a free port (see HealthServer.port). */
+  port: number;
+  registry: Registry;
+  log: Logger;
+}
+
+export interface HealthServer {
+  /** The port actually listened on. */
+  readonly port: number;
+  /** Adds a /readyz check; returns a function removing it. Names must be unique. */
+  addReadinessCheck(name: string, check: HealthCheck): () => void;
+  /** Adds a /healthz check; returns a function removing it. Names must be unique. */
+  addLivenessCheck(name: string, check: HealthCheck): () => void;
+  /** Marks the process broken for good: /healthz fails from now on, so the kubelet restarts it. */
+  setFatal(reason: string | Error): void;
+  close(): Promise<void>;
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  reason?: string;
+}
+
+export function runChecks(checks: ReadonlyMap<string, HealthCheck>): CheckResult[] {
+  const results: CheckResult[] = [];
+  for (const [name, check] of checks) {
+    let v: unknown;
+    try {
+      v = check();
+    } catch (err) {
+      results.push({
+        name,
+        ok: false,
+        reason: `check threw: ${err instanceof Error ? err.message : String(err)}`,
+      });
+      continue;
+    }
+    if (v === true) results.push({ name, ok: true });
+    else results.push({ name, ok: false, reason: typeof v === 'string' && v !== '' ? v : 'failed' });
+  }
+  return results;
+}
+
+/** Status code and body of a probe answer, in the apiserver's format. */
+export function renderProbe(
+  probe: 'healthz' | 'readyz',
+  results: readonly CheckResult[],
+  verbose: boolean,
+): { status: number; body: string } {
+  const failing = results.filter((r) => !r.ok);
+  if (failing.length === 0 && !verbose) return { status: 200, body: 'ok\n' };
+  const lines = (verbose ? results : failing).map((r) =>
+    r.ok ? `[+]${r.name} ok` : `[-]${r.name} failed: ${oneLine(r.reason ?? 'failed')}`,
+  );
+  lines.push(failing.length === 0 ? `${probe} check passed` : `${probe} check failed`);
+  return { status: failing.length === 0 ? 200 : 503, body: `${lines.join('\n')}\n` };
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ');
+}
+
+export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
+  const log = opts.log.child({ component: 'health-server' });
+  const readiness = new Map<string, HealthCheck>();
+  const liveness = new Map<string, HealthCheck>();
+  let fatal: string | undefined;
+
+  const probeResults = (probe: 'healthz' | 'readyz'): CheckResult[] => {
+    const results = runChecks(probe === 'readyz' ? readiness : liveness);
+    if (probe === 'healthz')
+      results.unshift(
+        fatal === undefined ? { name: 'fatal', ok: true } : { name: 'fatal', ok: false, reason: fatal },
+      );
+    return results;
+  };
+
+  const send = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    contentType: string,
+    body: string,
+  ): void => {
+    res.statusCode = status;
+    res.setHeader('content-type', contentType);
+    res.setHeader('cache-control', 'no-store');
+    res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('content-length', Buffer.byteLength(body));
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+  const TEXT = 'text/plain; charset=utf-8';
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://health.invalid');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics' && path !== '/livez') {
+      send(req, res, 404, TEXT, 'not found\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      send(req, res, 405, TEXT, 'method not allowed\n');
+      return;
+    }
+    if (path === '/metrics') {
+      const body = await opts.registry.metrics();
+      send(req, res, 200, opts.registry.contentType, body);
+      return;
+    }
+    const probe = path === '/readyz' ? 'readyz' : 'healthz';
+    const results = probeResults(probe);
+    const { status, body } = renderProbe(probe, results, url.searchParams.has('verbose'));
+    if (status !== 200) {
+      log.debug({ probe, failing: results.filter((r) => !r.ok).map((r) => r.name) }, 'probe failing');
+    }
+    send(req, res, status, TEXT, body);
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ err, url: req.url }, 'health server request failed');
+      if (!res.headersSent) send(req, res, 500, TEXT, 'internal error\n');
+      else res.destroy();
+    });
+  });
+  // Probes are tiny; a stuck client must not pin a socket for the default 5 minutes.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 10_000;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.error({ err }, 'health server error'));
+  const port = (server.address() as AddressInfo).port;
+  log.info({ host: opts.host ?? '0.0.0.0', port }, 'health server listening');
+
+  const adder =
+    (checks: Map<string, HealthCheck>, kind: string) =>
+    (name: string, check: HealthCheck): (() => void) => {
+      if (checks.has(name)) throw new RangeError(`${kind} check "${name}" is already registered`);
+      checks.set(name, check);
+      return () => {
+        if (checks.get(name) === check) checks.delete(name);
+      };
+    };
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    addReadinessCheck: adder(readiness, 'readiness'),
+    addLivenessCheck: adder(liveness, 'liveness'),
+    setFatal(reason) {
+      const text = reason instanceof Error ? reason.message : reason;
+      if (fatal === undefined) log.error({ reason: text }, 'fatal error registered; /healthz now fails');
+      fatal ??= text || 'fatal error';
+    },
+    close() {
+      closing ??= new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // Prometheus and kubelet keep connections alive; close() alone would wait for them.
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}

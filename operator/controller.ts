@@ -29,7 +29,6 @@ import {
   materializationUpToDate,
   NAD_GROUP,
   NAD_PLURAL,
-  NETWORK_LABEL,
   type Network,
   type NetworkAttachmentDefinition,
   type Outcome,
@@ -404,7 +403,7 @@ export class NetworkController {
     const name = kind === 'ConfigMap' ? configMapName(net.metadata!.name!) : net.metadata!.name!;
     const live =
       kind === 'ConfigMap' ? this.configMaps.get(name, namespace) : this.nads?.get(name, namespace);
-    if (!live || !live.metadata?.ownerReferences?.some((o) => o.uid === net.metadata?.uid)) return false;
+    if (!live?.metadata?.ownerReferences?.some((o) => o.uid === net.metadata?.uid)) return false;
     try {
       await this.#objects.delete({
         apiVersion: live.apiVersion ?? (kind === 'ConfigMap' ? 'v1' : `${NAD_GROUP}/v1`),

@@ -7,6 +7,10 @@ interface CommandModule {
 }
 
 const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  run: {
+    summary: 'webhook on every replica + Network controller on the elected leader',
+    load: () => import('./commands/run.ts'),
+  },
   operator: { summary: 'the Network controller only', load: () => import('./commands/operator.ts') },
   webhook: {
     summary: 'the Envoy sidecar injector (mutating admission webhook) only',

@@ -1,0 +1,63 @@
+// `netmesh run`: what the chart's Deployment runs. The webhook serves on every replica; the
+// Network controller runs only on the replica holding the leader Lease. One health server and
+// one metrics registry for both.
+import { Registry } from 'prom-client';
+import { loadKubeConfig } from '../../lib/kube.ts';
+import { startOperator } from '../../operator/main.ts';
+import { startHealthServer } from '../../runtime/health-server.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { startWebhook } from '../../webhook/start.ts';
+import { parseFlags } from '../flags.ts';
+import { operatorFlags, operatorOptionsFromFlags, parseListen, serveUntilSignal } from './common.ts';
+import { webhookFlags, webhookOptionsFromFlags } from './webhook.ts';
+
+const SUMMARY = [
+  'Run netmesh as the chart deploys it: the sidecar-injecting admission webhook on every replica and the',
+  'Network controller on the elected leader, sharing one health/metrics port (/healthz, /readyz, /metrics).',
+  'Flags are those of `netmesh webhook` and `netmesh operator`.',
+].join('\n');
+
+const runFlags = { ...webhookFlags, ...operatorFlags };
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, help } = parseFlags('run', SUMMARY, argv, runFlags);
+  if (help) return 0;
+  const log = createLogger('netmesh', values['log-level'] ? { level: values['log-level'] } : {});
+  const kc = loadKubeConfig(values.kubeconfig);
+  const registry = new Registry();
+  const webhookOptions = webhookOptionsFromFlags(values);
+  const operatorOptions = operatorOptionsFromFlags(values);
+  const health = await startHealthServer({ ...parseListen(values['health-listen']!), registry, log });
+  const webhook = await startWebhook({
+    ...webhookOptions,
+    kubeconfig: kc,
+    healthListen: false,
+    registry,
+    logger: log.child({ component: 'webhook' }),
+  });
+  health.addReadinessCheck('webhook', () => {
+    const r = webhook.readiness();
+    return r.ok ? true : r.message.replace(/\n/g, '; ');
+  });
+  let exitCode = 0;
+  const operator = await startOperator({
+    ...operatorOptions,
+    kc,
+    log,
+    registry,
+    onLostLeadership: () => {
+      exitCode = 1;
+      process.kill(process.pid, 'SIGTERM');
+    },
+  });
+  health.addReadinessCheck('operator', () => operator.ready());
+  log.info({ identity: operator.identity, webhook: webhook.url, health: health.port }, 'netmesh running');
+  await serveUntilSignal(log, async () => {
+    // Stop leading first (drain, release the lease) so the standby takes over at once, then
+    // the webhook, whose stop removes a locally registered configuration before closing.
+    await operator.stop();
+    await webhook.stop();
+    await health.close();
+  });
+  return exitCode;
+}

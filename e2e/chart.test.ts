@@ -11,7 +11,7 @@ import { CHART_DIR, installChart, serviceAccountKubeconfig, uninstallChart } fro
 import { freePort } from './controlplane/local.ts';
 import { MANIFEST_PATH, readmeValuesSection, renderManifest, valuesTable } from './generate.ts';
 import { type NetmeshProcess, startNetmesh } from './netmesh-process.ts';
-import { createNamespace, deleteNamespace, eventually, isNotFound, useCluster } from './support.ts';
+import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
 import { helm, kubectl } from './tools.ts';
 
 type Obj = k8s.KubernetesObject & Record<string, unknown>;
@@ -103,14 +103,6 @@ describe('helm chart: static checks', () => {
 
 describe('helm chart on the control plane', () => {
   const h = useCluster();
-  const gone = async (read: () => Promise<unknown>) => {
-    try {
-      await read();
-      return false;
-    } catch (err) {
-      return isNotFound(err);
-    }
-  };
 
   test('helm template output is accepted by kubectl apply --dry-run=server', () => {
     kubectl(h.cluster.kubeconfigPath, ['apply', '-f', 'crds/']);

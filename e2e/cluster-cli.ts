@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { UserFacingError } from '../lib/errors.ts';
 import { ensureControlPlaneBinaries } from './controlplane/build.ts';
 import { startLocalControlPlane } from './controlplane/local.ts';
+import { isAlive as alive } from './controlplane/processes.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const stateDir = join(root, '.netmesh');
@@ -28,15 +29,6 @@ function readState(): State | undefined {
     return JSON.parse(readFileSync(stateFile, 'utf8')) as State;
   } catch {
     return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

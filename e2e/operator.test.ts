@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { CONFLIST_KEY, type Network } from '../operator/model.ts';
 import { installChart, serviceAccountKubeconfig, uninstallChart } from './chart-install.ts';
 import { type NetmeshProcess, startNetmesh } from './netmesh-process.ts';
-import { createNamespace, deleteNamespace, eventually, isNotFound, useCluster } from './support.ts';
+import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
 import { kubectl } from './tools.ts';
 
 const GROUP = 'netmesh.io';
@@ -89,14 +89,6 @@ describe('network operator', () => {
       'Ready',
       namespace,
     );
-  const gone = async (read: () => Promise<unknown>) => {
-    try {
-      await read();
-      return false;
-    } catch (err) {
-      return isNotFound(err);
-    }
-  };
   const events = async (name: string, namespace = ns) =>
     (await h.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items;
 

@@ -57,6 +57,17 @@ export function isNotFound(err: unknown): boolean {
   return (err as { code?: number })?.code === 404;
 }
 
+/** True when `read` fails with 404 (the object is gone), false while it still succeeds. */
+export async function gone(read: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await read();
+    return false;
+  } catch (err) {
+    if (isNotFound(err)) return true;
+    throw err;
+  }
+}
+
 let counter = 0;
 /** Creates a namespace with a unique name and waits for its default ServiceAccount. */
 export async function createNamespace(

@@ -7,18 +7,10 @@ import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { cachedBinaries } from './controlplane/build.ts';
+import { isAlive as alive } from './controlplane/processes.ts';
 import { eventually } from './support.ts';
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'hold-control-plane.ts');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function startHolder(): Promise<{ pid: number; pids: number[]; dir: string; exited: Promise<void> }> {
   const env = { ...process.env };

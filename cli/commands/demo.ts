@@ -1,32 +1,17 @@
-// `netmesh demo` (what `npm start` runs): bring up the local control plane, or use
-// NETMESH_E2E_KUBECONFIG, and keep it running until Ctrl-C.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { acquireCluster } from '../../e2e/cluster.ts';
+// `netmesh demo` (what `npm start` runs): see e2e/demo.ts. Lives with the test harness because
+// it drives the same local control plane, chart install and host process as the e2e suites.
 import { parseFlags } from '../flags.ts';
 
-const SUMMARY =
-  'Bring up a local Kubernetes control plane (or use NETMESH_E2E_KUBECONFIG) and keep it running until Ctrl-C.';
+const SUMMARY = [
+  'Bring up a local Kubernetes control plane (or use NETMESH_E2E_KUBECONFIG), helm install the chart, run',
+  'netmesh on this host under the chart identity, apply the example Network, create the course Pod in a',
+  'labelled namespace, print what happened, and keep running until Ctrl-C.',
+].join('\n');
 
 export async function run(argv: string[]): Promise<number> {
   const { help } = parseFlags('demo', SUMMARY, argv, {});
   if (help) return 0;
-  const stateDir = join(process.cwd(), '.netmesh');
-  mkdirSync(stateDir, { recursive: true });
-  const kubeconfigOut = join(stateDir, 'kubeconfig');
-  const step = (s: string): void => console.log(`==> ${s}`);
-  step('starting the Kubernetes control plane');
-  const cluster = await acquireCluster({ kubeconfigOut, log: (s) => console.log(`    ${s}`) });
-  const kubeconfig = cluster.kind === 'local' ? kubeconfigOut : cluster.kubeconfigPath;
-  step(`${cluster.description} is up`);
-  console.log(`\n    kubectl --kubeconfig ${kubeconfig} get --raw /version`);
-  console.log(`    kubectl --kubeconfig ${kubeconfig} get namespaces\n`);
-  console.log('Press Ctrl-C to stop and clean up.');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  step('stopping');
-  await cluster.stop();
+  const { runDemo } = await import('../../e2e/demo.ts');
+  await runDemo();
   return 0;
 }

@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserFacingError } from '../../lib/errors.ts';
+import { isAlive } from './processes.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const kubeModule = join(here, 'kube');
@@ -220,14 +221,5 @@ function readFileSafe(p: string): string {
     return readFileSync(p, 'utf8');
   } catch {
     return '';
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -18,6 +18,15 @@ const ownedDirs = new Set<string>();
 let handlersInstalled = false;
 let reaperState: string | undefined;
 
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function killGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pgid, signal);

@@ -1,0 +1,189 @@
+// `netmesh webhook`: the sidecar-injecting admission webhook. Flags and their mapping to
+// startWebhook options are exported so `netmesh run` can offer the same ones.
+
+import { createLogger } from '../../runtime/logger.ts';
+import { DEFAULT_SERVICE_NAME, DEFAULT_TLS_SECRET_NAME } from '../../webhook/certs.ts';
+import { DEFAULT_WEBHOOK_NAMESPACE, TEMPLATE_CONFIGMAP_NAME } from '../../webhook/core/contract.ts';
+import { parseListen } from '../../webhook/server.ts';
+import { type StartWebhookOptions, startWebhook } from '../../webhook/start.ts';
+import { parseLabelList } from '../../webhook/template-input.ts';
+import { DEFAULT_WEBHOOK_CONFIG_NAME, type FailurePolicy } from '../../webhook/webhook-config.ts';
+import { durationFlag, FlagError, type FlagSpec, intFlag, parseFlags } from '../flags.ts';
+import { serveUntilSignal } from './common.ts';
+
+const SUMMARY = [
+  'Serve the Envoy sidecar injector: a mutating admission webhook (HTTPS, POST /mutate) that adds the',
+  'containers and volumes of the envoy-initializer ConfigMap to new Pods of namespaces labelled',
+  'netmesh.io/injection=enabled and of Pods labelled netmesh.io/inject=true. Health and metrics are served',
+  'on --health-listen (/healthz, /readyz, /metrics).',
+  '',
+  'Certificates are self-managed by default: a CA and serving certificate in the Secret --tls-secret,',
+  'shared by all replicas, rotated before expiry, with the caBundle of --webhook-config-name kept in step.',
+  'With --cert-dir the certificate comes from files (cert-manager) and the caBundle is left alone.',
+  '',
+  'Local runs and tests: --register-url https://127.0.0.1:<port>/mutate registers the webhook',
+  'configuration itself (server-side apply) and removes it on SIGINT/SIGTERM.',
+].join('\n');
+
+export const webhookFlags = {
+  kubeconfig: {
+    type: 'string',
+    description: 'kubeconfig to use; in-cluster config when absent',
+    env: 'NETMESH_KUBECONFIG',
+  },
+  namespace: {
+    type: 'string',
+    description: "the webhook's own namespace (TLS Secret, template; never injected)",
+    env: 'NETMESH_NAMESPACE',
+    default: process.env['POD_NAMESPACE'] ?? DEFAULT_WEBHOOK_NAMESPACE,
+  },
+  listen: {
+    type: 'string',
+    description: 'host:port of the HTTPS admission listener',
+    env: 'NETMESH_LISTEN',
+    default: '0.0.0.0:9443',
+  },
+  'health-listen': {
+    type: 'string',
+    description: 'host:port for /healthz, /readyz and /metrics (plain HTTP)',
+    env: 'NETMESH_HEALTH_LISTEN',
+    default: '0.0.0.0:8081',
+  },
+  'register-url': {
+    type: 'string',
+    description: 'register a MutatingWebhookConfiguration calling this https URL (local runs)',
+    env: 'NETMESH_REGISTER_URL',
+  },
+  'webhook-config-name': {
+    type: 'string',
+    description: 'MutatingWebhookConfiguration to register / keep the caBundle of',
+    env: 'NETMESH_WEBHOOK_CONFIG_NAME',
+    default: DEFAULT_WEBHOOK_CONFIG_NAME,
+  },
+  'failure-policy': {
+    type: 'string',
+    description: 'failurePolicy of the registered webhooks: Ignore (as the chart) or Fail',
+    env: 'NETMESH_FAILURE_POLICY',
+    default: 'Ignore',
+  },
+  'timeout-seconds': {
+    type: 'string',
+    description: 'timeoutSeconds of the registered webhooks (1-30)',
+    env: 'NETMESH_TIMEOUT_SECONDS',
+    default: '10',
+  },
+  'namespace-selector': {
+    type: 'string',
+    description: 'k=v,... extra namespace labels the registered webhooks require (scoping, canaries)',
+    env: 'NETMESH_NAMESPACE_SELECTOR',
+  },
+  'template-configmap': {
+    type: 'string',
+    description: 'ConfigMap holding the sidecar template (key config)',
+    env: 'NETMESH_TEMPLATE_CONFIGMAP',
+    default: TEMPLATE_CONFIGMAP_NAME,
+  },
+  'template-namespace': {
+    type: 'string',
+    description: 'namespace of the template ConfigMap (default: --namespace)',
+    env: 'NETMESH_TEMPLATE_NAMESPACE',
+  },
+  'service-name': {
+    type: 'string',
+    description: 'Service in front of the webhook (serving certificate SANs)',
+    env: 'NETMESH_SERVICE_NAME',
+    default: DEFAULT_SERVICE_NAME,
+  },
+  'tls-secret': {
+    type: 'string',
+    description: 'Secret holding the self-managed CA and serving certificate',
+    env: 'NETMESH_TLS_SECRET',
+    default: DEFAULT_TLS_SECRET_NAME,
+  },
+  'cert-dir': {
+    type: 'string',
+    description: 'serve tls.crt/tls.key from this directory (cert-manager); reloaded on change',
+    env: 'NETMESH_CERT_DIR',
+  },
+  'cert-validity': {
+    type: 'string',
+    description: 'validity of self-managed certificates (rotated with a third left), e.g. 8760h or 10m',
+    env: 'NETMESH_CERT_VALIDITY',
+    default: '8760h',
+  },
+  'max-body-bytes': {
+    type: 'string',
+    description: 'largest admission request accepted (413 above)',
+    env: 'NETMESH_MAX_BODY_BYTES',
+    default: String(10 * 1024 * 1024),
+  },
+  'log-level': {
+    type: 'string',
+    description: 'trace, debug, info, warn or error',
+    env: 'NETMESH_LOG_LEVEL',
+    default: 'info',
+  },
+} satisfies Record<string, FlagSpec>;
+
+type WebhookFlagValues = { [K in keyof typeof webhookFlags]: string | undefined };
+
+export function webhookOptionsFromFlags(v: WebhookFlagValues): StartWebhookOptions {
+  const failurePolicy = v['failure-policy'] ?? 'Ignore';
+  if (failurePolicy !== 'Fail' && failurePolicy !== 'Ignore') {
+    throw new FlagError(`--failure-policy must be Fail or Ignore, got "${failurePolicy}"`);
+  }
+  const timeoutSeconds = intFlag('timeout-seconds', v['timeout-seconds'], 10);
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 30) {
+    throw new FlagError(
+      `--timeout-seconds must be a whole number from 1 to 30, got "${v['timeout-seconds']}"`,
+    );
+  }
+  const certValidityMs = durationFlag('cert-validity', v['cert-validity'], 365 * 24 * 3600 * 1000);
+  if (certValidityMs < 60_000) throw new FlagError('--cert-validity must be at least 1m');
+  for (const flag of ['listen', 'health-listen'] as const) {
+    try {
+      parseListen(v[flag] ?? '', flag);
+    } catch (err) {
+      throw new FlagError((err as Error).message);
+    }
+  }
+  if (v['register-url'] !== undefined && v['cert-dir'] !== undefined) {
+    throw new FlagError(
+      '--register-url needs the self-managed CA for the caBundle; it cannot be combined with --cert-dir',
+    );
+  }
+  const namespace = v.namespace ?? DEFAULT_WEBHOOK_NAMESPACE;
+  const scope = v['namespace-selector'] !== undefined ? parseLabelList(v['namespace-selector']) : {};
+  return {
+    kubeconfig: v.kubeconfig,
+    namespace,
+    listen: v.listen!,
+    healthListen: v['health-listen']!,
+    registerUrl: v['register-url'],
+    webhookConfigName: v['webhook-config-name'] ?? DEFAULT_WEBHOOK_CONFIG_NAME,
+    failurePolicy: failurePolicy as FailurePolicy,
+    extraNamespaceSelector: Object.entries(scope).map(([key, value]) => ({
+      key,
+      operator: 'In',
+      values: [value],
+    })),
+    timeoutSeconds,
+    templateConfigMap: v['template-configmap'] ?? TEMPLATE_CONFIGMAP_NAME,
+    templateNamespace: v['template-namespace'] ?? namespace,
+    serviceName: v['service-name'] ?? DEFAULT_SERVICE_NAME,
+    tlsSecret: v['tls-secret'] ?? DEFAULT_TLS_SECRET_NAME,
+    certDir: v['cert-dir'],
+    certValidityMs,
+    maxBodyBytes: intFlag('max-body-bytes', v['max-body-bytes'], 10 * 1024 * 1024),
+  };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, help } = parseFlags('webhook', SUMMARY, argv, webhookFlags);
+  if (help) return 0;
+  const options = webhookOptionsFromFlags(values);
+  const logger = createLogger('netmesh-webhook', values['log-level'] ? { level: values['log-level'] } : {});
+  const webhook = await startWebhook({ ...options, logger });
+  await serveUntilSignal(logger, () => webhook.stop());
+  return 0;
+}

@@ -1,0 +1,180 @@
+// `npm start` (netmesh demo): the main job on an embedded default. Brings up the local control
+// plane (or uses NETMESH_E2E_KUBECONFIG), installs the chart with the local-run switch, runs
+// `netmesh run` on this host under the chart's ServiceAccount, applies the example Network,
+// labels a demo namespace, creates the course's Pod there and prints what happened.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
+import { installChart, serviceAccountKubeconfig, uninstallChart } from './chart-install.ts';
+import { acquireCluster } from './cluster.ts';
+import { freePort } from './controlplane/local.ts';
+import { startNetmesh } from './netmesh-process.ts';
+import { eventually } from './support.ts';
+import { ensureTools, kubectl } from './tools.ts';
+
+const root = resolve(fileURLToPath(import.meta.url), '..', '..');
+const SYSTEM_NS = 'netmesh-system';
+const DEMO_NS = 'netmesh-demo';
+
+const COURSE_POD = `apiVersion: v1
+kind: Pod
+metadata:
+  name: myapp-pod
+  labels:
+    app: myapp
+spec:
+  containers:
+    - name: myapp-container
+      image: busybox
+      command: ['sh', '-c', 'echo Hello Kubernetes! && sleep 3600']
+`;
+
+function coursePod(): string {
+  // The course's manifest when ../shared is beside the checkout; the same Pod inline otherwise.
+  try {
+    return readFileSync(join(root, '..', 'shared', 'examples', 'seed-myapp-pod.yaml'), 'utf8');
+  } catch {
+    return COURSE_POD;
+  }
+}
+
+export async function runDemo(): Promise<void> {
+  let n = 0;
+  const started = Date.now();
+  const step = (s: string): void =>
+    console.log(`\n[${++n}] ${s}  (+${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  const show = (s: string): void => console.log(s.replace(/\s+$/, '').replace(/^/gm, '    '));
+  const stateDir = join(root, '.netmesh');
+  mkdirSync(stateDir, { recursive: true });
+
+  step('Kubernetes control plane');
+  ensureTools();
+  const cluster = await acquireCluster({ kubeconfigOut: join(stateDir, 'kubeconfig'), log: (s) => show(s) });
+  const kubeconfig = cluster.kind === 'local' ? join(stateDir, 'kubeconfig') : cluster.kubeconfigPath;
+  show(`${cluster.description}`);
+  const k = (args: string[], input?: string) => kubectl(kubeconfig, args, input);
+  const core = cluster.kc.makeApiClient(k8s.CoreV1Api);
+
+  let netmesh: Awaited<ReturnType<typeof startNetmesh>> | undefined;
+  const cleanup = async (): Promise<void> => {
+    await netmesh?.stop();
+    if (cluster.kind !== 'local') {
+      // On a cluster we did not create, leave it as we found it (CRDs stay, as with helm).
+      k(['delete', 'namespace', DEMO_NS, '--ignore-not-found', '--wait=false']);
+      uninstallChart(kubeconfig, 'netmesh', SYSTEM_NS);
+    }
+    await cluster.stop();
+  };
+
+  try {
+    step(`demo namespace ${DEMO_NS}, labelled netmesh.io/injection=enabled`);
+    k(
+      ['apply', '-f', '-'],
+      `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${DEMO_NS}\n  labels:\n    netmesh.io/injection: enabled\n`,
+    );
+    show(k(['get', 'namespace', DEMO_NS, '--show-labels']));
+
+    step('helm install netmesh (chart charts/netmesh, webhook pointed at this host)');
+    const port = await freePort();
+    installChart(kubeconfig, 'netmesh', SYSTEM_NS, {
+      'webhook.localRunURL': `https://127.0.0.1:${port}/mutate`,
+      'webhook.failurePolicy': 'Fail',
+      replicaCount: 1,
+      'envoyBootstrap.namespaces[0]': DEMO_NS,
+    });
+    show(k(['get', '-n', SYSTEM_NS, 'deploy,svc,sa,cm,secret,lease', '-o', 'name']));
+    show("(no kubelet here, so the Deployment's Pods never run: netmesh runs on this host instead)");
+
+    step("netmesh run on this host, as the chart's ServiceAccount (token from the TokenRequest API)");
+    const identity = await serviceAccountKubeconfig(cluster.kc, SYSTEM_NS, 'netmesh', 24 * 3600);
+    netmesh = await startNetmesh(
+      'run',
+      [
+        '--kubeconfig',
+        identity.path,
+        '--namespace',
+        SYSTEM_NS,
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--service-name',
+        'netmesh',
+        '--webhook-config-name',
+        'netmesh',
+        '--lease-name',
+        'netmesh-operator',
+        '--tls-secret',
+        'netmesh-webhook-tls',
+      ],
+      { NETMESH_LOG_LEVEL: 'info' },
+    );
+    await netmesh.waitReady(60_000);
+    show(
+      `webhook https://127.0.0.1:${port}/mutate, health http://127.0.0.1:${netmesh.healthPort}/readyz, logs ${netmesh.logFile}`,
+    );
+
+    step('kubectl apply the example Network');
+    show(k(['apply', '-n', DEMO_NS, '-f', join(root, 'deploy', 'examples', 'example-network.yaml')]));
+    await eventually(
+      'example-network Ready',
+      async () =>
+        k([
+          'get',
+          'network',
+          'example-network',
+          '-n',
+          DEMO_NS,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ]) === 'True',
+    );
+    show(k(['get', 'networks', '-n', DEMO_NS]));
+    const materialized = JSON.parse(
+      k(['get', 'network', 'example-network', '-n', DEMO_NS, '-o', 'jsonpath={.status.materialized}']),
+    ) as {
+      kind: string;
+      name: string;
+    };
+    show(`materialised as ${materialized.kind} ${DEMO_NS}/${materialized.name}:`);
+    const cm = await core
+      .readNamespacedConfigMap({ namespace: DEMO_NS, name: materialized.name })
+      .catch(() => undefined);
+    show(
+      cm
+        ? JSON.stringify(JSON.parse(Object.values(cm.data ?? {})[0] ?? '{}'), null, 2)
+        : k(['get', materialized.kind, materialized.name, '-n', DEMO_NS, '-o', 'yaml']),
+    );
+
+    step("create the course's Pod (myapp-pod) in the labelled namespace");
+    await eventually('the Pod created', async () => {
+      k(['apply', '-n', DEMO_NS, '-f', '-'], coursePod());
+      return true;
+    });
+    const pod = parseYaml(k(['get', 'pod', 'myapp-pod', '-n', DEMO_NS, '-o', 'yaml'])) as k8s.V1Pod;
+    show(`containers: ${pod.spec?.containers.map((c) => c.name).join(', ')}`);
+    show(`volumes:    ${(pod.spec?.volumes ?? []).map((v) => v.name).join(', ')}`);
+    show(`netmesh.io/status: ${pod.metadata?.annotations?.['netmesh.io/status']}`);
+
+    step('netmesh keeps running; try:');
+    for (const cmd of [
+      `kubectl --kubeconfig ${kubeconfig} get networks -A -o wide`,
+      `kubectl --kubeconfig ${kubeconfig} describe network example-network -n ${DEMO_NS}`,
+      `kubectl --kubeconfig ${kubeconfig} run web --image=nginx -n ${DEMO_NS} && kubectl --kubeconfig ${kubeconfig} get pod web -n ${DEMO_NS} -o jsonpath='{.spec.containers[*].name}'`,
+      `kubectl --kubeconfig ${kubeconfig} apply -n ${DEMO_NS} -f - <<< '{"apiVersion":"netmesh.io/v1","kind":"Network","metadata":{"name":"overlap"},"spec":{"cidr":"192.168.7.0/24"}}'`,
+      `curl -s http://127.0.0.1:${netmesh.healthPort}/metrics | grep netmesh_`,
+    ]) {
+      show(cmd);
+    }
+    console.log('\nPress Ctrl-C to stop netmesh and clean everything up.');
+    if (process.env['NETMESH_DEMO_EXIT'] !== '1') {
+      await new Promise<void>((resolveWait) => {
+        process.once('SIGINT', resolveWait);
+        process.once('SIGTERM', resolveWait);
+      });
+    }
+    step('stopping netmesh and cleaning up');
+  } finally {
+    await cleanup();
+  }
+}

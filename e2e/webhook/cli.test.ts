@@ -1,0 +1,232 @@
+// The `netmesh webhook`, `netmesh inject` and `netmesh explain` commands as a user runs them:
+// a separate process, registration through --register-url, removal on SIGTERM.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { AdmissionregistrationV1Api, type V1Pod } from '@kubernetes/client-node';
+import { parse, parseAllDocuments } from 'yaml';
+import { createNamespace, deleteNamespace, eventually, useCluster } from '../support.ts';
+import {
+  courseConfigMap,
+  ENABLED,
+  freePort,
+  isInjected,
+  SCOPE_LABEL,
+  testId,
+  waitUntilInjecting,
+} from './helpers.ts';
+
+const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const bin = join(root, 'bin', 'netmesh.js');
+
+function runCli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => resolveRun({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+describe('netmesh CLI', () => {
+  const h = useCluster();
+  const scope = testId();
+  let sysNs: string;
+  let appNs: string;
+  let dir: string;
+
+  before(async () => {
+    sysNs = await createNamespace(h, 'wh-cli-sys', { [SCOPE_LABEL]: scope });
+    const cm = await courseConfigMap();
+    await h.core.createNamespacedConfigMap({
+      namespace: sysNs,
+      body: { metadata: { name: 'envoy-initializer' }, data: cm.data },
+    });
+    appNs = await createNamespace(h, 'wh-cli', { ...ENABLED, [SCOPE_LABEL]: scope });
+    dir = mkdtempSync(join(tmpdir(), 'netmesh-cli-'));
+  });
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    for (const ns of [appNs, sysNs]) if (ns) await deleteNamespace(h, ns);
+  });
+
+  test('netmesh webhook --register-url serves, injects, and removes its configuration on SIGTERM', async () => {
+    const port = await freePort();
+    const name = `wh-e2e-cli-${scope}`;
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        bin,
+        'webhook',
+        '--kubeconfig',
+        h.cluster.kubeconfigPath,
+        '--namespace',
+        sysNs,
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--health-listen',
+        '127.0.0.1:0',
+        '--register-url',
+        `https://127.0.0.1:${port}/mutate`,
+        '--webhook-config-name',
+        name,
+        '--namespace-selector',
+        `${SCOPE_LABEL}=${scope}`,
+      ],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NETMESH_TIMEOUT_SECONDS: '7' },
+      },
+    );
+    let logs = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      logs += d.toString();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      logs += d.toString();
+    });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const admission = h.kc.makeApiClient(AdmissionregistrationV1Api);
+    try {
+      const config = await eventually(
+        'the configuration registered by the CLI',
+        () => admission.readMutatingWebhookConfiguration({ name }),
+        { timeoutMs: 60_000 },
+      );
+      assert.ok(
+        config.webhooks?.every((w) => w.failurePolicy === 'Ignore'),
+        'failurePolicy Ignore by default, as the chart',
+      );
+      assert.ok(
+        config.webhooks?.every((w) => w.timeoutSeconds === 7),
+        'env var NETMESH_TIMEOUT_SECONDS honoured',
+      );
+      assert.ok(
+        config.metadata?.managedFields?.some(
+          (f) => f.manager === 'netmesh-webhook' && f.operation === 'Apply',
+        ),
+        'server-side apply with field manager netmesh-webhook',
+      );
+      await waitUntilInjecting(h, appNs);
+      const pod = await h.core.createNamespacedPod({
+        namespace: appNs,
+        body: parse(readFileSync('/work/shared/examples/seed-myapp-pod.yaml', 'utf8')) as V1Pod,
+      });
+      assert.ok(isInjected(pod));
+      const line = logs
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l['msg'] === 'admission' && l['name'] === 'myapp-pod');
+      assert.ok(line, 'one log line per admission');
+      assert.equal(line['namespace'], appNs);
+      assert.equal(line['decision'], 'injected');
+      assert.equal(typeof line['durationMs'], 'number');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, logs.slice(-2000));
+    await assert.rejects(
+      admission.readMutatingWebhookConfiguration({ name }),
+      (err: { code?: number }) => err.code === 404,
+    );
+  });
+
+  test('netmesh inject -f with --template, and with the template read from the cluster', async () => {
+    const manifest = join(dir, 'app.yaml');
+    writeFileSync(
+      manifest,
+      [
+        readFileSync('/work/shared/examples/seed-myapp-pod.yaml', 'utf8'),
+        '---',
+        'apiVersion: apps/v1',
+        'kind: Deployment',
+        'metadata: {name: web}',
+        'spec:',
+        '  selector: {matchLabels: {app: web}}',
+        '  template:',
+        '    metadata: {labels: {app: web}}',
+        '    spec: {containers: [{name: web, image: busybox}]}',
+        '---',
+        'apiVersion: v1',
+        'kind: Service',
+        'metadata: {name: web}',
+        'spec: {ports: [{port: 80}]}',
+        '',
+      ].join('\n'),
+    );
+    const out = join(dir, 'out.yaml');
+    const offline = await runCli([
+      'inject',
+      '-f',
+      manifest,
+      '--template',
+      '/work/shared/examples/seed-envoy-initializer-configmap.yaml',
+      '-o',
+      out,
+    ]);
+    assert.equal(offline.code, 0, offline.stderr);
+    const docs = parseAllDocuments(readFileSync(out, 'utf8')).map((d) => d.toJS());
+    assert.deepEqual(
+      docs[0].spec.containers.map((c: { name: string }) => c.name),
+      ['myapp-container', 'envoy'],
+    );
+    assert.deepEqual(
+      docs[1].spec.template.spec.containers.map((c: { name: string }) => c.name),
+      ['web', 'envoy'],
+    );
+    assert.equal(docs[2].kind, 'Service');
+    assert.match(offline.stderr, /Pod myapp-pod: injected/);
+
+    // From the cluster, stdin to stdout; the webhook then sees the Pod as already injected.
+    const fromCluster = await runCli(
+      ['inject', '-f', '-', '--kubeconfig', h.cluster.kubeconfigPath, '--namespace', sysNs],
+      readFileSync('/work/shared/examples/seed-myapp-pod.yaml', 'utf8'),
+    );
+    assert.equal(fromCluster.code, 0, fromCluster.stderr);
+    const pod = parse(fromCluster.stdout) as V1Pod;
+    assert.ok(isInjected(pod));
+  });
+
+  test('netmesh explain says why', async () => {
+    const yes = await runCli([
+      'explain',
+      '-f',
+      '/work/shared/examples/seed-myapp-pod.yaml',
+      '--namespace',
+      appNs,
+      '--kubeconfig',
+      h.cluster.kubeconfigPath,
+      '--template-namespace',
+      sysNs,
+    ]);
+    assert.equal(yes.code, 0, yes.stderr);
+    assert.match(yes.stdout, /selected: yes \(NamespaceEnabled\)/);
+    assert.match(yes.stdout, /result: injected/);
+    const no = await runCli([
+      'explain',
+      '-f',
+      '/work/shared/examples/seed-myapp-pod.yaml',
+      '--namespace-labels',
+      'team=a',
+    ]);
+    assert.equal(no.code, 0, no.stderr);
+    assert.match(no.stdout, /selected: no \(NamespaceNotEnabled\)/);
+    const bad = await runCli(['inject', '-f', '/work/shared/examples/seed-myapp-pod.yaml']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^netmesh: no sidecar template: pass --template/);
+  });
+});

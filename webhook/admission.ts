@@ -1,0 +1,269 @@
+/**
+ * admission.k8s.io/v1 AdmissionReview in and out, as pure functions: validating the review,
+ * deciding for one Pod (selection, then the injection plan) and shaping the response. The
+ * HTTP shell (server.ts) only adds the namespace's labels and the current template.
+ *
+ * Every path answers `allowed: true`: the webhook adds a sidecar or does nothing, it never
+ * rejects a Pod. Anything unexpected, including a bug here, admits the Pod unchanged with a
+ * warning rather than failing the user's request.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import { planInjection } from './core/inject.ts';
+import { decideSelection } from './core/selection.ts';
+import type { SidecarTemplate } from './core/template.ts';
+import { isPlainObject } from './core/template.ts';
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+export const ADMISSION_KIND = 'AdmissionReview';
+/** The apiserver truncates longer warnings; we cut them ourselves so the end is visible. */
+export const MAX_WARNING_LENGTH = 256;
+export const WARNING_PREFIX = 'netmesh: ';
+
+export interface GroupVersionKind {
+  group: string;
+  version: string;
+  kind: string;
+}
+
+export interface AdmissionRequest {
+  uid: string;
+  kind?: GroupVersionKind;
+  resource?: { group: string; version: string; resource: string };
+  subResource?: string;
+  name?: string;
+  namespace?: string;
+  operation?: string;
+  object?: unknown;
+  dryRun?: boolean;
+  [key: string]: unknown;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+  status?: { code?: number; message?: string };
+}
+
+export interface AdmissionReviewOut {
+  apiVersion: string;
+  kind: string;
+  response: AdmissionResponse;
+}
+
+export type ParsedReview =
+  | { ok: true; apiVersion: string; kind: string; request: AdmissionRequest }
+  | { ok: false; reason: string };
+
+/** Checks the parts we rely on; anything else in the request is passed along untouched. */
+export function parseAdmissionReview(body: unknown): ParsedReview {
+  if (!isPlainObject(body)) return { ok: false, reason: 'body is not a JSON object' };
+  if (body['kind'] !== ADMISSION_KIND) {
+    return {
+      ok: false,
+      reason: `kind must be ${ADMISSION_KIND}, got ${JSON.stringify(body['kind'] ?? null)}`,
+    };
+  }
+  if (body['apiVersion'] !== ADMISSION_API_VERSION) {
+    return {
+      ok: false,
+      reason: `apiVersion must be ${ADMISSION_API_VERSION}, got ${JSON.stringify(body['apiVersion'] ?? null)}`,
+    };
+  }
+  const request = body['request'];
+  if (!isPlainObject(request)) return { ok: false, reason: 'AdmissionReview has no request' };
+  if (typeof request['uid'] !== 'string' || request['uid'] === '') {
+    return { ok: false, reason: 'AdmissionReview request has no uid' };
+  }
+  return {
+    ok: true,
+    apiVersion: ADMISSION_API_VERSION,
+    kind: ADMISSION_KIND,
+    request: request as AdmissionRequest,
+  };
+}
+
+/** Parses the raw body; one-line reasons for a 400. */
+export function parseReviewBody(raw: Buffer | string | undefined): ParsedReview {
+  const text = raw === undefined ? '' : typeof raw === 'string' ? raw : raw.toString('utf8');
+  if (text.trim() === '') return { ok: false, reason: 'empty body: expected an AdmissionReview' };
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, reason: `body is not valid JSON: ${(err as Error).message.split('\n')[0]}` };
+  }
+  return parseAdmissionReview(body);
+}
+
+export function isPodCreate(request: AdmissionRequest): boolean {
+  const kind = request.kind;
+  return (
+    isPlainObject(kind) &&
+    kind.group === '' &&
+    kind.version === 'v1' &&
+    kind.kind === 'Pod' &&
+    (request.subResource === undefined || request.subResource === '')
+  );
+}
+
+export type AdmissionOutcome = 'injected' | 'skipped' | 'not_pod' | 'error';
+
+export interface LoadedTemplate {
+  template: SidecarTemplate;
+  hash: string;
+}
+
+export interface AdmitContext {
+  template: LoadedTemplate | undefined;
+  /** A message when the template in force is stale (the ConfigMap's current content is broken). */
+  templateStale?: string | undefined;
+  namespaceLabels: Record<string, string> | undefined;
+  /** Set when the namespace's labels could not be read; selection then sees no labels. */
+  namespaceLabelsError?: string | undefined;
+  webhookNamespace: string;
+}
+
+export interface AdmitResult {
+  response: AdmissionResponse;
+  outcome: AdmissionOutcome;
+  /** Selection or plan reason, 'Injected', 'NoTemplate', 'NotAPod', 'NotCreate', 'InternalError'. */
+  reason: string;
+  message: string;
+  /** For the log line: the Pod's name, or its generateName followed by '*'. */
+  podName: string;
+  namespace: string;
+}
+
+export function formatWarning(text: string): string {
+  const line = `${WARNING_PREFIX}${text}`.replace(/[\r\n\t]+/g, ' ');
+  return line.length <= MAX_WARNING_LENGTH ? line : `${line.slice(0, MAX_WARNING_LENGTH - 3)}...`;
+}
+
+export function podDisplayName(object: unknown, requestName?: string): string {
+  const metadata = isPlainObject(object) && isPlainObject(object['metadata']) ? object['metadata'] : {};
+  if (typeof metadata['name'] === 'string' && metadata['name'] !== '') return metadata['name'];
+  if (typeof requestName === 'string' && requestName !== '') return requestName;
+  if (typeof metadata['generateName'] === 'string' && metadata['generateName'] !== '') {
+    return `${metadata['generateName']}*`;
+  }
+  return '<unnamed>';
+}
+
+function allowed(
+  request: AdmissionRequest,
+  outcome: AdmissionOutcome,
+  reason: string,
+  message: string,
+  warnings: string[],
+): AdmitResult {
+  const response: AdmissionResponse = { uid: request.uid, allowed: true };
+  if (warnings.length > 0) response.warnings = warnings.map(formatWarning);
+  return {
+    response,
+    outcome,
+    reason,
+    message,
+    podName: podDisplayName(request.object, request.name),
+    namespace: typeof request.namespace === 'string' ? request.namespace : '',
+  };
+}
+
+/** Skips nobody needs to hear about: the pod reached us again after we injected it. */
+const QUIET_SKIPS = new Set(['AlreadyInjected']);
+
+/** The decision for one admission request. Never throws. */
+export function admit(request: AdmissionRequest, ctx: AdmitContext): AdmitResult {
+  try {
+    return admitUnsafe(request, ctx);
+  } catch (err) {
+    const message = `internal error, pod admitted without the sidecar: ${(err as Error)?.message ?? String(err)}`;
+    return allowed(request, 'error', 'InternalError', message, [message]);
+  }
+}
+
+function admitUnsafe(request: AdmissionRequest, ctx: AdmitContext): AdmitResult {
+  if (!isPodCreate(request)) {
+    const kind = isPlainObject(request.kind)
+      ? `${request.kind.group || 'core'}/${request.kind.version} ${request.kind.kind}`
+      : 'unknown kind';
+    return allowed(
+      request,
+      'not_pod',
+      'NotAPod',
+      `${kind}${request.subResource ? `/${request.subResource}` : ''} is not a Pod; nothing to do`,
+      [],
+    );
+  }
+  if (request.operation !== undefined && request.operation !== 'CREATE') {
+    return allowed(
+      request,
+      'skipped',
+      'NotCreate',
+      `operation ${String(request.operation)} is not CREATE; sidecars are only added at creation`,
+      [],
+    );
+  }
+  const pod = request.object;
+  if (!isPlainObject(pod)) {
+    const message = 'request has no Pod object; admitted unchanged';
+    return allowed(request, 'skipped', 'InvalidPod', message, [message]);
+  }
+  const namespace =
+    typeof request.namespace === 'string' && request.namespace !== ''
+      ? request.namespace
+      : isPlainObject(pod['metadata']) && typeof pod['metadata']['namespace'] === 'string'
+        ? pod['metadata']['namespace']
+        : '';
+
+  const warnings: string[] = [];
+  if (ctx.namespaceLabelsError !== undefined) {
+    warnings.push(
+      `could not read the labels of namespace ${JSON.stringify(namespace)} (${ctx.namespaceLabelsError}); decided on the pod's own labels`,
+    );
+  }
+  const selection = decideSelection({
+    pod: pod as V1Pod,
+    namespace,
+    namespaceLabels: ctx.namespaceLabels,
+    webhookNamespace: ctx.webhookNamespace,
+  });
+  if (!selection.inject) {
+    const loud = !QUIET_SKIPS.has(selection.reason);
+    if (loud) warnings.push(`sidecar not injected (${selection.reason}): ${selection.message}`);
+    return allowed(request, 'skipped', selection.reason, selection.message, warnings);
+  }
+  if (ctx.template === undefined) {
+    const message =
+      'no valid sidecar template is loaded (ConfigMap missing or never valid); pod admitted without the sidecar';
+    warnings.push(`sidecar not injected (NoTemplate): ${message}`);
+    return allowed(request, 'skipped', 'NoTemplate', message, warnings);
+  }
+  if (ctx.templateStale !== undefined) {
+    warnings.push(`using the last good sidecar template ${ctx.template.hash}: ${ctx.templateStale}`);
+  }
+  const plan = planInjection(pod as V1Pod, ctx.template.template, { templateHash: ctx.template.hash });
+  warnings.push(...plan.warnings);
+  if (plan.action === 'skip') {
+    // The selection already let a Pod carrying our record through quietly; reaching here as
+    // AlreadyInjected means the sidecar's names were there without it, which is worth a word.
+    warnings.push(`sidecar not injected (${plan.reason}): ${plan.message}`);
+    return allowed(request, 'skipped', plan.reason, plan.message, warnings);
+  }
+  const result = allowed(
+    request,
+    'injected',
+    'Injected',
+    `${selection.reason}: ${selection.message}`,
+    warnings,
+  );
+  result.response.patchType = 'JSONPatch';
+  result.response.patch = Buffer.from(JSON.stringify(plan.patch), 'utf8').toString('base64');
+  return result;
+}
+
+export function reviewResponse(response: AdmissionResponse): AdmissionReviewOut {
+  return { apiVersion: ADMISSION_API_VERSION, kind: ADMISSION_KIND, response };
+}

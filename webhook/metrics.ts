@@ -1,0 +1,66 @@
+/**
+ * The webhook's Prometheus metrics, in their own Registry so several webhooks in one process
+ * (tests, `netmesh run`) do not collide and the caller decides what to expose.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface WebhookMetrics {
+  registry: Registry;
+  requests: Counter<'outcome'>;
+  injectionDuration: Histogram;
+  injections: Counter;
+  skips: Counter<'reason'>;
+  templateReloads: Counter;
+  templateErrors: Counter;
+  templateStale: Gauge;
+  certificateExpiry: Gauge;
+}
+
+export function createWebhookMetrics(registry: Registry = new Registry()): WebhookMetrics {
+  return {
+    registry,
+    requests: new Counter({
+      name: 'netmesh_webhook_requests_total',
+      help: 'Admission requests by outcome (injected, skipped, not_pod, error, invalid_request).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    injectionDuration: new Histogram({
+      name: 'netmesh_webhook_injection_duration_seconds',
+      help: 'Time to answer an admission review, from parsed body to response.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    injections: new Counter({
+      name: 'netmesh_webhook_injections_total',
+      help: 'Pods the sidecar was added to.',
+      registers: [registry],
+    }),
+    skips: new Counter({
+      name: 'netmesh_webhook_skips_total',
+      help: 'Pods admitted without the sidecar, by reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    templateReloads: new Counter({
+      name: 'netmesh_webhook_template_reloads_total',
+      help: 'Sidecar templates loaded from the ConfigMap (first load and every change).',
+      registers: [registry],
+    }),
+    templateErrors: new Counter({
+      name: 'netmesh_webhook_template_errors_total',
+      help: 'ConfigMap versions rejected as invalid templates (the last good one stays in force).',
+      registers: [registry],
+    }),
+    templateStale: new Gauge({
+      name: 'netmesh_webhook_template_stale',
+      help: '1 while the ConfigMap holds an invalid template and the last good one is in force.',
+      registers: [registry],
+    }),
+    certificateExpiry: new Gauge({
+      name: 'netmesh_webhook_certificate_expiry_timestamp_seconds',
+      help: 'Expiry (Unix time) of the serving certificate in use.',
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,388 @@
+// The admission endpoint over real HTTPS on 127.0.0.1:0 with a throwaway CA; no cluster.
+import assert from 'node:assert/strict';
+import { request as httpsRequest } from 'node:https';
+import { after, before, describe, test } from 'node:test';
+import { connect } from 'node:tls';
+import type { V1Pod } from '@kubernetes/client-node';
+import jsonpatch from 'fast-json-patch';
+import { pino } from 'pino';
+import { createCertificateAuthority, issueCertificate } from '../lib/pki.ts';
+import { type AdmissionRequest, type AdmitContext, admit } from './admission.ts';
+import { STATUS_ANNOTATION } from './core/contract.ts';
+import { coursePod, courseTemplate } from './core/test-fixtures.ts';
+import { createWebhookMetrics } from './metrics.ts';
+import { type AdmissionServer, parseListen, startAdmissionServer } from './server.ts';
+
+const ca = createCertificateAuthority('test-ca');
+const serving = issueCertificate(ca, {
+  commonName: 'localhost',
+  dnsNames: ['localhost'],
+  ipAddresses: ['127.0.0.1'],
+  usage: 'server',
+});
+const silent = pino({ level: 'silent' });
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: () => { apiVersion: string; kind: string; response: Record<string, unknown> };
+}
+
+function call(
+  port: number,
+  opts: { method?: string; path?: string; body?: string | Buffer; caPem?: string } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method: opts.method ?? 'POST',
+        path: opts.path ?? '/mutate',
+        ca: opts.caPem ?? ca.certPem,
+        headers: { 'content-type': 'application/json' },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (opts.body !== undefined) req.write(opts.body);
+    req.end();
+  });
+}
+
+let uidCounter = 0;
+function review(object: unknown, extra: Partial<AdmissionRequest> = {}): string {
+  return JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: `uid-${++uidCounter}`,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: 'apps',
+      operation: 'CREATE',
+      object,
+      dryRun: false,
+      ...extra,
+    },
+  });
+}
+
+const NAMESPACES: Record<string, Record<string, string>> = {
+  apps: { 'netmesh.io/injection': 'enabled' },
+  plain: {},
+};
+
+describe('admission server', () => {
+  let server: AdmissionServer;
+  let context: () => Partial<AdmitContext> = () => ({});
+  let throwIt = false;
+  const metrics = createWebhookMetrics();
+  const { template, hash } = courseTemplate();
+
+  before(async () => {
+    server = await startAdmissionServer({
+      host: '127.0.0.1',
+      port: 0,
+      tls: serving,
+      logger: silent,
+      metrics,
+      maxBodyBytes: 64 * 1024,
+      review: async (request) => {
+        if (throwIt) throw new Error('boom');
+        return admit(request, {
+          template: { template, hash },
+          namespaceLabels: NAMESPACES[request.namespace ?? ''],
+          webhookNamespace: 'netmesh-system',
+          ...context(),
+        });
+      },
+    });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  test('a Pod in an enabled namespace gets a JSONPatch that applies cleanly', async () => {
+    const pod = coursePod();
+    const body = review(pod);
+    const reply = await call(server.port, { body });
+    assert.equal(reply.status, 200);
+    const out = reply.json();
+    assert.equal(out.apiVersion, 'admission.k8s.io/v1');
+    assert.equal(out.kind, 'AdmissionReview');
+    assert.equal(out.response['uid'], JSON.parse(body).request.uid);
+    assert.equal(out.response['allowed'], true);
+    assert.equal(out.response['patchType'], 'JSONPatch');
+    const patch = JSON.parse(Buffer.from(String(out.response['patch']), 'base64').toString('utf8'));
+    const patched = jsonpatch.applyPatch(structuredClone(pod), patch, true, false).newDocument as V1Pod;
+    assert.deepEqual(
+      patched.spec?.containers.map((c) => c.name),
+      ['myapp-container', 'envoy'],
+    );
+    assert.deepEqual(
+      patched.spec?.volumes?.map((v) => v.name),
+      ['envoy-conf'],
+    );
+    assert.ok(patched.metadata?.annotations?.[STATUS_ANNOTATION]);
+    assert.equal(patched.metadata?.labels?.['app'], 'myapp', 'user labels untouched');
+  });
+
+  test('the injected Pod reaching the webhook again (reinvocation) gets no patch and no warning', async () => {
+    const pod = coursePod();
+    const first = (await call(server.port, { body: review(pod) })).json();
+    const patch = JSON.parse(Buffer.from(String(first.response['patch']), 'base64').toString('utf8'));
+    const injected = jsonpatch.applyPatch(structuredClone(pod), patch, true, false).newDocument;
+    const again = (await call(server.port, { body: review(injected) })).json();
+    assert.equal(again.response['allowed'], true);
+    assert.equal(again.response['patch'], undefined);
+    assert.equal(again.response['warnings'], undefined);
+  });
+
+  test('dryRun requests are answered the same way', async () => {
+    const out = (await call(server.port, { body: review(coursePod(), { dryRun: true }) })).json();
+    assert.equal(out.response['patchType'], 'JSONPatch');
+  });
+
+  test('a Pod that did not opt in is admitted without a patch and with a warning', async () => {
+    const out = (await call(server.port, { body: review(coursePod(), { namespace: 'plain' }) })).json();
+    assert.equal(out.response['allowed'], true);
+    assert.equal(out.response['patch'], undefined);
+    const warnings = out.response['warnings'] as string[];
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /^netmesh: sidecar not injected \(NamespaceNotEnabled\)/);
+    assert.ok(warnings[0]!.length <= 256);
+  });
+
+  test('a name conflict is admitted unchanged with a warning', async () => {
+    const pod = coursePod();
+    pod.spec!.volumes = [{ name: 'envoy-conf', emptyDir: {} }];
+    const out = (await call(server.port, { body: review(pod) })).json();
+    assert.equal(out.response['patch'], undefined);
+    assert.match((out.response['warnings'] as string[])[0]!, /NameConflict/);
+  });
+
+  test('a Pod that already has the sidecar without our record is not injected again, with a warning', async () => {
+    const pod = coursePod();
+    pod.spec!.containers.push({ name: 'envoy', image: 'my/own-envoy' });
+    const out = (await call(server.port, { body: review(pod) })).json();
+    assert.equal(out.response['patch'], undefined);
+    assert.ok((out.response['warnings'] as string[]).some((w) => /AlreadyInjected/.test(w)));
+  });
+
+  test('the legacy annotation opts a Pod in where the namespace is not enabled', async () => {
+    const pod = coursePod();
+    pod.metadata!.annotations = { 'initializer.kubernetes.io/envoy': 'true' };
+    const out = (await call(server.port, { body: review(pod, { namespace: 'plain' }) })).json();
+    assert.equal(out.response['patchType'], 'JSONPatch');
+  });
+
+  test('without a template Pods are admitted unchanged (NoTemplate)', async () => {
+    context = () => ({ template: undefined });
+    try {
+      const out = (await call(server.port, { body: review(coursePod()) })).json();
+      assert.equal(out.response['allowed'], true);
+      assert.equal(out.response['patch'], undefined);
+      assert.match((out.response['warnings'] as string[])[0]!, /NoTemplate/);
+    } finally {
+      context = () => ({});
+    }
+  });
+
+  test('odd Pod shapes never fail the request', async () => {
+    for (const object of [
+      { spec: { containers: 'nope' } },
+      { metadata: 'x', spec: {} },
+      { metadata: { annotations: [1, 2] }, spec: { containers: [] } },
+      null,
+      42,
+      { metadata: { labels: null }, spec: { containers: [null, 7, { name: 5 }], volumes: {} } },
+    ]) {
+      const reply = await call(server.port, { body: review(object) });
+      assert.equal(reply.status, 200, JSON.stringify(object));
+      const out = reply.json();
+      assert.equal(out.response['allowed'], true);
+      assert.equal(out.response['patch'], undefined, JSON.stringify(object));
+    }
+  });
+
+  test('an exception in the reviewer admits unchanged with a warning', async () => {
+    throwIt = true;
+    try {
+      const reply = await call(server.port, { body: review(coursePod()) });
+      assert.equal(reply.status, 200);
+      const out = reply.json();
+      assert.equal(out.response['allowed'], true);
+      assert.match((out.response['warnings'] as string[])[0]!, /internal error/);
+    } finally {
+      throwIt = false;
+    }
+  });
+
+  test('an object that is not a Pod is allowed without a patch', async () => {
+    const body = review(
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } },
+      { kind: { group: '', version: 'v1', kind: 'ConfigMap' } },
+    );
+    const out = (await call(server.port, { body })).json();
+    assert.equal(out.response['uid'], JSON.parse(body).request.uid);
+    assert.equal(out.response['allowed'], true);
+    assert.equal(out.response['patch'], undefined);
+    assert.equal(out.response['warnings'], undefined);
+  });
+
+  test('a Pod subresource or another operation gets no patch', async () => {
+    const eph = (
+      await call(server.port, { body: review(coursePod(), { subResource: 'ephemeralcontainers' }) })
+    ).json();
+    assert.equal(eph.response['patch'], undefined);
+    const upd = (await call(server.port, { body: review(coursePod(), { operation: 'UPDATE' }) })).json();
+    assert.equal(upd.response['patch'], undefined);
+  });
+
+  test('bad JSON is a 400 with a one-line reason', async () => {
+    const reply = await call(server.port, { body: '{"apiVersion": ' });
+    assert.equal(reply.status, 400);
+    assert.match(reply.text, /^body is not valid JSON/);
+    assert.equal(reply.text.trim().split('\n').length, 1);
+  });
+
+  test('JSON that is not an AdmissionReview is a 400', async () => {
+    for (const body of [
+      '{"kind":"Pod"}',
+      '[]',
+      '"x"',
+      '{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"a"}}',
+      '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}',
+      '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}',
+      '',
+    ]) {
+      const reply = await call(server.port, { body });
+      assert.equal(reply.status, 400, body);
+      assert.equal(reply.text.trim().split('\n').length, 1, body);
+    }
+  });
+
+  test('another method is a 405 with Allow: POST', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const reply = await call(server.port, { method });
+      assert.equal(reply.status, 405);
+      assert.equal(reply.headers['allow'], 'POST');
+    }
+  });
+
+  test('a body over the limit is a 413', async () => {
+    const big = review({ spec: { containers: [] }, filler: 'x'.repeat(70 * 1024) });
+    const reply = await call(server.port, { body: big });
+    assert.equal(reply.status, 413);
+    assert.match(reply.text, /exceeds the limit/);
+  });
+
+  test('unknown paths are a 404', async () => {
+    const reply = await call(server.port, { path: '/other', method: 'POST', body: '{}' });
+    assert.equal(reply.status, 404);
+  });
+
+  test('TLS below 1.2 is refused', async () => {
+    await assert.rejects(
+      new Promise<void>((resolve, reject) => {
+        const socket = connect(
+          {
+            host: '127.0.0.1',
+            port: server.port,
+            ca: ca.certPem,
+            maxVersion: 'TLSv1.1',
+            minVersion: 'TLSv1',
+          },
+          () => {
+            socket.end();
+            resolve();
+          },
+        );
+        socket.on('error', reject);
+      }),
+    );
+  });
+
+  test('the serving certificate is swapped without a restart', async () => {
+    const ca2 = createCertificateAuthority('test-ca-2');
+    const serving2 = issueCertificate(ca2, {
+      commonName: 'localhost',
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+    });
+    server.setCertificate(serving2);
+    try {
+      await assert.rejects(
+        call(server.port, { body: review(coursePod()) }),
+        /self-signed|unable to verify|certificate/i,
+      );
+      const reply = await call(server.port, { body: review(coursePod()), caPem: ca2.certPem });
+      assert.equal(reply.status, 200);
+    } finally {
+      server.setCertificate(serving);
+    }
+  });
+
+  test('metrics count outcomes, injections and skips', async () => {
+    const text = await metrics.registry.metrics();
+    assert.match(text, /netmesh_webhook_requests_total\{outcome="injected"\} [1-9]/);
+    assert.match(text, /netmesh_webhook_requests_total\{outcome="invalid_request"\} [1-9]/);
+    assert.match(text, /netmesh_webhook_requests_total\{outcome="not_pod"\} [1-9]/);
+    assert.match(text, /netmesh_webhook_skips_total\{reason="NoTemplate"\} 1/);
+    assert.match(text, /netmesh_webhook_injections_total [1-9]/);
+    assert.match(text, /netmesh_webhook_injection_duration_seconds_count [1-9]/);
+  });
+});
+
+test('a client that never finishes its headers is cut off', async () => {
+  const server = await startAdmissionServer({
+    host: '127.0.0.1',
+    port: 0,
+    tls: serving,
+    logger: silent,
+    metrics: createWebhookMetrics(),
+    headersTimeoutMs: 300,
+    requestTimeoutMs: 500,
+    review: async () => {
+      throw new Error('not reached');
+    },
+  });
+  try {
+    const started = Date.now();
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: server.port, ca: ca.certPem }, () => {
+        socket.write('POST /mutate HTTP/1.1\r\nHost: x\r\n');
+      });
+      let data = '';
+      socket.on('data', (d: Buffer) => {
+        data += d.toString();
+      });
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+    });
+    assert.match(reply, /^HTTP\/1\.1 408/);
+    assert.ok(Date.now() - started < 3000, 'closed within the timeout and one sweep');
+  } finally {
+    await server.close();
+  }
+});
+
+describe('parseListen', () => {
+  test('host:port forms', () => {
+    assert.deepEqual(parseListen('127.0.0.1:0'), { host: '127.0.0.1', port: 0 });
+    assert.deepEqual(parseListen(':9443'), { host: '0.0.0.0', port: 9443 });
+    assert.deepEqual(parseListen('[::1]:8443'), { host: '::1', port: 8443 });
+    assert.throws(() => parseListen('9443'), /host:port/);
+    assert.throws(() => parseListen('a:99999'), /out of range/);
+  });
+});

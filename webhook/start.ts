@@ -1,0 +1,350 @@
+/**
+ * `startWebhook`: the whole webhook in one call, for `netmesh webhook`, `netmesh run` and the
+ * integration tests. Start order matters: certificates first (nothing to serve without them),
+ * then the template and namespace caches (so the first Pod is not admitted with NoTemplate just
+ * because the cache was empty), then the listeners, and only then, for local runs, the webhook
+ * configuration that makes the apiserver call us. Stop runs it backwards: the configuration
+ * goes first so the apiserver stops calling before the listener closes.
+ */
+import { isIP } from 'node:net';
+import type { V1LabelSelectorRequirement } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { UserFacingError } from '../lib/errors.ts';
+import { loadKubeConfig } from '../lib/kube.ts';
+import { type HealthServer, startHealthServer } from '../runtime/health-server.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { type AdmissionRequest, admit, isPodCreate, type LoadedTemplate } from './admission.ts';
+import { type CertSource, DirCertSource, SecretCertSource, type ServingCertificate } from './cert-source.ts';
+import {
+  DEFAULT_CERT_VALIDITY_MS,
+  DEFAULT_SERVICE_NAME,
+  DEFAULT_TLS_SECRET_NAME,
+  type RotationTimings,
+  rotationTimings,
+  servingNames,
+} from './certs.ts';
+import { TEMPLATE_CONFIGMAP_NAME } from './core/contract.ts';
+import { createWebhookMetrics, type WebhookMetrics } from './metrics.ts';
+import { startNamespaceLabelSource } from './namespaces.ts';
+import {
+  applyWebhookConfiguration,
+  deleteWebhookConfiguration,
+  detectMatchConditionsSupport,
+} from './registration.ts';
+import { type AdmissionServer, parseListen, type ReviewFn, startAdmissionServer } from './server.ts';
+import type { Readiness } from './template-source.ts';
+import { startTemplateSource } from './template-source.ts';
+import {
+  buildMutatingWebhookConfiguration,
+  DEFAULT_WEBHOOK_CONFIG_NAME,
+  type FailurePolicy,
+} from './webhook-config.ts';
+
+export interface StartWebhookOptions {
+  /** A KubeConfig, a kubeconfig path, or undefined for the in-cluster ServiceAccount. */
+  kubeconfig?: KubeConfig | string | undefined;
+  /** The webhook's own namespace: holds the TLS Secret (and by default the template); never injected. */
+  namespace: string;
+  /** host:port of the HTTPS admission listener (default 0.0.0.0:9443; port 0 picks a free one). */
+  listen?: string;
+  /** host:port of the plain HTTP health/metrics listener (default 0.0.0.0:8081); false: none. */
+  healthListen?: string | false;
+  templateConfigMap?: string;
+  templateNamespace?: string;
+  serviceName?: string;
+  tlsSecret?: string;
+  /** cert-manager mode: serve tls.crt/tls.key from this directory, never patch the caBundle. */
+  certDir?: string | undefined;
+  certValidityMs?: number;
+  certTimings?: Partial<Omit<RotationTimings, 'validityMs'>>;
+  certDirPollMs?: number;
+  /** The configuration whose caBundle is kept up to date (and registered with registerUrl). */
+  webhookConfigName?: string;
+  /** Local runs and tests: register a configuration pointing at this URL. */
+  registerUrl?: string | undefined;
+  /** failurePolicy of the registered configuration (default Ignore, as the chart). */
+  failurePolicy?: FailurePolicy;
+  timeoutSeconds?: number;
+  /** Added to the namespaceSelector of every registered webhook (scoping, shared test clusters). */
+  extraNamespaceSelector?: V1LabelSelectorRequirement[];
+  /** Remove the registered configuration on stop (default true). */
+  unregisterOnStop?: boolean;
+  logger?: Logger;
+  /** Registry for the webhook's metrics (e.g. one shared with the operator in `netmesh run`). */
+  registry?: Registry;
+  metrics?: WebhookMetrics;
+  maxBodyBytes?: number;
+  requestTimeoutMs?: number;
+  headersTimeoutMs?: number;
+  /** Requests per connection before the client is asked to reconnect (default 1000; 0: never). */
+  maxRequestsPerSocket?: number;
+  /** How long to wait for the first template list before serving anyway (default 30 s). */
+  syncTimeoutMs?: number;
+  /** Record InvalidTemplate Events on the ConfigMap (default true). */
+  recordEvents?: boolean;
+}
+
+export interface WebhookHandle {
+  host: string;
+  port: number;
+  /** https://host:port/mutate */
+  url: string;
+  healthPort: number | undefined;
+  /** Name of the configuration registered by this process, if any. */
+  registeredConfigName: string | undefined;
+  metrics: WebhookMetrics;
+  logger: Logger;
+  caBundle(): string | undefined;
+  servingCertificate(): ServingCertificate;
+  template(): LoadedTemplate | undefined;
+  readiness(): Readiness;
+  /** Rotates the self-managed CA and serving certificate now; resolves once the new one is served. */
+  rotateNow(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A KubeConfig as given, or loaded like the operator does (explicit path, else in-cluster). */
+export function resolveKubeConfig(source: KubeConfig | string | undefined): KubeConfig {
+  return source instanceof KubeConfig ? source : loadKubeConfig(source);
+}
+
+function urlHost(url: string): string {
+  try {
+    return new URL(url).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    throw new UserFacingError(
+      `--register-url ${JSON.stringify(url)} is not a URL`,
+      'e.g. https://127.0.0.1:9443/mutate',
+    );
+  }
+}
+
+export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHandle> {
+  const logger = opts.logger ?? createLogger('netmesh-webhook');
+  const metrics = opts.metrics ?? createWebhookMetrics(opts.registry);
+  const kc = resolveKubeConfig(opts.kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const admissionApi = kc.makeApiClient(AdmissionregistrationV1Api);
+  const listen = parseListen(opts.listen ?? '0.0.0.0:9443');
+  const healthListen =
+    opts.healthListen === false
+      ? undefined
+      : parseListen(opts.healthListen ?? '0.0.0.0:8081', 'health-listen');
+  const configName = opts.webhookConfigName ?? DEFAULT_WEBHOOK_CONFIG_NAME;
+  const templateName = opts.templateConfigMap ?? TEMPLATE_CONFIGMAP_NAME;
+  const templateNamespace = opts.templateNamespace ?? opts.namespace;
+  const serviceName = opts.serviceName ?? DEFAULT_SERVICE_NAME;
+  if (opts.registerUrl !== undefined && !opts.registerUrl.startsWith('https://')) {
+    throw new UserFacingError(
+      `--register-url must be an https:// URL, got ${JSON.stringify(opts.registerUrl)}`,
+      'the apiserver only calls webhooks over TLS',
+    );
+  }
+
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
+  };
+
+  try {
+    // Certificates.
+    let certs: CertSource;
+    if (opts.certDir) {
+      certs = new DirCertSource({
+        dir: opts.certDir,
+        logger,
+        ...(opts.certDirPollMs ? { pollMs: opts.certDirPollMs } : {}),
+      });
+    } else {
+      const loopback = ['127.0.0.1', '::1', 'localhost'].includes(listen.host);
+      const registerHost = opts.registerUrl ? urlHost(opts.registerUrl) : undefined;
+      const extra =
+        registerHost && !['127.0.0.1', 'localhost'].includes(registerHost) ? registerHost : undefined;
+      certs = new SecretCertSource({
+        core,
+        admission: admissionApi,
+        namespace: opts.namespace,
+        secretName: opts.tlsSecret ?? DEFAULT_TLS_SECRET_NAME,
+        webhookConfigName: configName,
+        names: servingNames({
+          serviceName,
+          namespace: opts.namespace,
+          local: loopback || opts.registerUrl !== undefined,
+          extraDnsNames: extra && isIP(extra) === 0 ? [extra] : [],
+          extraIpAddresses: extra && isIP(extra) !== 0 ? [extra] : [],
+        }),
+        timings: rotationTimings(opts.certValidityMs ?? DEFAULT_CERT_VALIDITY_MS, opts.certTimings ?? {}),
+        logger,
+      });
+    }
+    const serving = await certs.start().catch((err: unknown) => {
+      const e = err as { code?: number; message?: string; body?: unknown };
+      const where = opts.certDir
+        ? `from ${opts.certDir}`
+        : `in Secret ${opts.namespace}/${opts.tlsSecret ?? DEFAULT_TLS_SECRET_NAME}`;
+      throw new UserFacingError(
+        `cannot set up the serving certificate ${where}: ${e.code ? `HTTP ${e.code} ` : ''}${(e.message ?? String(err)).split('\n')[0]}`,
+        opts.certDir
+          ? 'check that tls.crt and tls.key are mounted there'
+          : 'check that the namespace exists and the webhook may get/create/patch that Secret',
+      );
+    });
+    cleanups.push(() => certs.stop());
+    metrics.certificateExpiry.set(serving.notAfter.getTime() / 1000);
+
+    // Caches.
+    const templates = startTemplateSource({
+      kc,
+      core,
+      namespace: templateNamespace,
+      name: templateName,
+      logger,
+      metrics,
+      ...(opts.recordEvents !== undefined ? { recordEvents: opts.recordEvents } : {}),
+    });
+    cleanups.push(() => templates.stop());
+    const namespaces = startNamespaceLabelSource({ kc, core, logger, registry: metrics.registry });
+    cleanups.push(() => namespaces.stop());
+    const syncTimeout = opts.syncTimeoutMs ?? 30_000;
+    await Promise.all([
+      templates
+        .waitForSync(syncTimeout)
+        .catch((err: Error) => logger.warn({ err: err.message }, 'starting without a template')),
+      namespaces
+        .waitForSync(syncTimeout)
+        .catch((err: Error) => logger.warn({ err: err.message }, 'starting with an empty namespace cache')),
+    ]);
+
+    // Listeners.
+    const review: ReviewFn = async (request: AdmissionRequest) => {
+      const base = {
+        template: templates.current(),
+        templateStale: templates.staleReason(),
+        webhookNamespace: opts.namespace,
+      };
+      if (!isPodCreate(request) || typeof request.namespace !== 'string') {
+        return admit(request, { ...base, namespaceLabels: undefined });
+      }
+      const ns = await namespaces.labels(request.namespace);
+      return admit(request, { ...base, namespaceLabels: ns.labels, namespaceLabelsError: ns.error });
+    };
+    const server: AdmissionServer = await startAdmissionServer({
+      review,
+      logger,
+      metrics,
+      tls: serving,
+      host: listen.host,
+      port: listen.port,
+      ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
+      ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
+      ...(opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: opts.headersTimeoutMs } : {}),
+      maxRequestsPerSocket: opts.maxRequestsPerSocket ?? 1000,
+    });
+    cleanups.push(() => server.close());
+    certs.onChange((cert) => {
+      try {
+        server.setCertificate(cert);
+        metrics.certificateExpiry.set(cert.notAfter.getTime() / 1000);
+        logger.info({ notAfter: cert.notAfter.toISOString() }, 'serving the new certificate');
+      } catch (err) {
+        logger.error(
+          { err: (err as Error).message },
+          'could not switch to the new certificate; keeping the old one',
+        );
+      }
+    });
+
+    let stopping = false;
+    const readiness = (): Readiness => {
+      const template = templates.readiness();
+      const notAfter = certs.current().notAfter;
+      const certOk = notAfter.getTime() > Date.now();
+      const lines = [
+        stopping ? 'webhook: stopping' : `webhook: serving https://${listen.host}:${server.port}/mutate`,
+        `certificate: ${certOk ? 'expires' : 'EXPIRED'} ${notAfter.toISOString()}`,
+        template.message,
+        `namespaces: ${namespaces.synced ? 'cache synced' : 'cache not synced (falling back to GET)'}`,
+      ];
+      return { ok: !stopping && certOk && template.ok, message: lines.join('\n') };
+    };
+    let health: HealthServer | undefined;
+    if (healthListen) {
+      health = await startHealthServer({
+        host: healthListen.host,
+        port: healthListen.port,
+        registry: metrics.registry,
+        log: logger,
+      });
+      health.addReadinessCheck('webhook', () => {
+        const r = readiness();
+        return r.ok ? true : r.message.replace(/\n/g, '; ');
+      });
+      const h = health;
+      cleanups.push(() => h.close());
+    }
+
+    // Registration (local runs and tests).
+    let registered: { name: string; uid: string | undefined } | undefined;
+    if (opts.registerUrl) {
+      const matchConditionsSupported = await detectMatchConditionsSupport(kc);
+      const applied = await applyWebhookConfiguration(
+        admissionApi,
+        buildMutatingWebhookConfiguration({
+          name: configName,
+          namespace: opts.namespace,
+          clientConfig: { url: opts.registerUrl },
+          caBundle: certs.caBundle(),
+          failurePolicy: opts.failurePolicy ?? 'Ignore',
+          timeoutSeconds: opts.timeoutSeconds,
+          matchConditionsSupported,
+          extraNamespaceSelector: opts.extraNamespaceSelector,
+        }),
+      );
+      registered = { name: configName, uid: applied.metadata?.uid };
+      logger.info(
+        { webhookConfiguration: configName, url: opts.registerUrl, matchConditionsSupported },
+        'webhook registered',
+      );
+      // A rotation may have changed the bundle between reading it and applying.
+      await certs.sync().catch(() => {});
+      if (opts.unregisterOnStop !== false) {
+        const r = registered;
+        cleanups.push(async () => {
+          await deleteWebhookConfiguration(admissionApi, r.name, r.uid);
+          logger.info({ webhookConfiguration: r.name }, 'webhook configuration removed');
+        });
+      }
+    }
+
+    const url = `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${server.port}/mutate`;
+    logger.info(
+      { url, health: health ? `http://${healthListen!.host}:${health.port}` : undefined },
+      'webhook started',
+    );
+    let stopped: Promise<void> | undefined;
+    return {
+      host: listen.host,
+      port: server.port,
+      url,
+      healthPort: health?.port,
+      registeredConfigName: registered?.name,
+      metrics,
+      logger,
+      caBundle: () => certs.caBundle(),
+      servingCertificate: () => certs.current(),
+      template: () => templates.current(),
+      readiness,
+      rotateNow: () => certs.rotateNow(),
+      stop() {
+        stopping = true;
+        stopped ??= cleanup().then(() => logger.info('webhook stopped'));
+        return stopped;
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

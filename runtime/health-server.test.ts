@@ -165,3 +165,20 @@ describe('renderProbe / runChecks', () => {
     assert.deepEqual(renderProbe('healthz', [], true), { status: 200, body: 'healthz check passed\n' });
   });
 });
+
+describe('health checks with details', () => {
+  it('a passing check with a detail shows it under ?verbose only; a failing one gives the detail as reason', () => {
+    const checks = new Map<string, HealthCheck>([
+      ['webhook', () => ({ ok: true, detail: 'template: STALE (last good kept)' })],
+      ['operator', () => true],
+    ]);
+    const results = runChecks(checks);
+    assert.deepEqual(renderProbe('readyz', results, false), { status: 200, body: 'ok\n' });
+    assert.match(renderProbe('readyz', results, true).body, /\[\+\]webhook ok: template: STALE/);
+    const failing = runChecks(new Map<string, HealthCheck>([['webhook', () => ({ ok: false, detail: 'no certificate' })]]));
+    assert.deepEqual(renderProbe('readyz', failing, false), {
+      status: 503,
+      body: '[-]webhook failed: no certificate\nreadyz check failed\n',
+    });
+  });
+});

@@ -12,8 +12,11 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
-/** true = passing; false or a string (the reason) = failing. */
-export type HealthCheck = () => boolean | string;
+/**
+ * true = passing; false or a string (the reason) = failing; an object can carry a detail that
+ * `?verbose` shows for passing checks too (e.g. "template: STALE" while still serving).
+ */
+export type HealthCheck = () => boolean | string | { ok: boolean; detail?: string };
 
 export interface HealthServerOptions {
   /** Default 0.0.0.0. */
@@ -40,6 +43,7 @@ export interface CheckResult {
   name: string;
   ok: boolean;
   reason?: string;
+  detail?: string;
 }
 
 export function runChecks(checks: ReadonlyMap<string, HealthCheck>): CheckResult[] {
@@ -57,7 +61,10 @@ export function runChecks(checks: ReadonlyMap<string, HealthCheck>): CheckResult
       continue;
     }
     if (v === true) results.push({ name, ok: true });
-    else results.push({ name, ok: false, reason: typeof v === 'string' && v !== '' ? v : 'failed' });
+    else if (typeof v === 'object' && v !== null) {
+      const { ok, detail } = v as { ok: boolean; detail?: string };
+      results.push(ok ? { name, ok, ...(detail ? { detail } : {}) } : { name, ok, reason: detail || 'failed' });
+    } else results.push({ name, ok: false, reason: typeof v === 'string' && v !== '' ? v : 'failed' });
   }
   return results;
 }
@@ -71,7 +78,9 @@ export function renderProbe(
   const failing = results.filter((r) => !r.ok);
   if (failing.length === 0 && !verbose) return { status: 200, body: 'ok\n' };
   const lines = (verbose ? results : failing).map((r) =>
-    r.ok ? `[+]${r.name} ok` : `[-]${r.name} failed: ${oneLine(r.reason ?? 'failed')}`,
+    r.ok
+      ? `[+]${r.name} ok${r.detail ? `: ${oneLine(r.detail)}` : ''}`
+      : `[-]${r.name} failed: ${oneLine(r.reason ?? 'failed')}`,
   );
   lines.push(failing.length === 0 ? `${probe} check passed` : `${probe} check failed`);
   return { status: failing.length === 0 ? 200 : 503, body: `${lines.join('\n')}\n` };

@@ -279,7 +279,7 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       });
       health.addReadinessCheck('webhook', () => {
         const r = readiness();
-        return r.ok ? true : r.message.replace(/\n/g, '; ');
+        return { ok: r.ok, detail: r.message.replace(/\n/g, '; ') };
       });
       const h = health;
       cleanups.push(() => h.close());

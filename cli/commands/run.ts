@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   health.addReadinessCheck('webhook', () => {
     const r = webhook.readiness();
-    return r.ok ? true : r.message.replace(/\n/g, '; ');
+    return { ok: r.ok, detail: r.message.replace(/\n/g, '; ') };
   });
   let exitCode = 0;
   const operator = await startOperator({

@@ -248,7 +248,7 @@ describe('webhook injection through the apiserver', () => {
       JSON.stringify(res.warnings),
     );
 
-    const ready = await httpGet(w.webhook.healthPort!, '/readyz');
+    const ready = await httpGet(w.webhook.healthPort!, '/readyz?verbose');
     assert.equal(ready.status, 200, 'still ready: it has a last good template');
     assert.match(ready.text, /template: STALE/);
     const metrics = await httpGet(w.webhook.healthPort!, '/metrics');
@@ -264,7 +264,7 @@ describe('webhook injection through the apiserver', () => {
       body: { metadata: { name: 'envoy-initializer' }, data: cm.data },
     });
     await eventually('the template valid again', async () =>
-      /template: ok/.test((await httpGet(w.webhook.healthPort!, '/readyz')).text),
+      /template: ok/.test((await httpGet(w.webhook.healthPort!, '/readyz?verbose')).text),
     );
   });
 
@@ -321,7 +321,7 @@ describe('webhook injection through the apiserver', () => {
       res.warnings.some((x) => x.startsWith('netmesh: sidecar not injected (NoTemplate)')),
       JSON.stringify(res.warnings),
     );
-    const ready = await httpGet(w.webhook.healthPort!, '/readyz');
+    const ready = await httpGet(w.webhook.healthPort!, '/readyz?verbose');
     assert.equal(ready.status, 200);
     assert.match(ready.text, /template: none/);
     assert.match(

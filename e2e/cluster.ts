@@ -17,6 +17,8 @@ export type ClusterKind = 'local' | 'kubeconfig' | 'k3s';
 
 export interface TestCluster {
   kind: ClusterKind;
+  /** True when this process started the cluster (and stop() tears it down). */
+  owned: boolean;
   description: string;
   kubeconfig: string;
   kubeconfigPath: string;
@@ -36,7 +38,15 @@ function fromKubeconfigFile(path: string, kind: ClusterKind, description: string
   }
   const kc = new KubeConfig();
   kc.loadFromString(text);
-  return { kind, description, kubeconfig: text, kubeconfigPath: path, kc, stop: async () => {} };
+  return {
+    kind,
+    owned: false,
+    description,
+    kubeconfig: text,
+    kubeconfigPath: path,
+    kc,
+    stop: async () => {},
+  };
 }
 
 /** Why the selected target cannot run here, or undefined when it can. Lets suites skip honestly. */
@@ -76,6 +86,7 @@ async function startK3s(log: (s: string) => void): Promise<TestCluster> {
   kc.loadFromString(kubeconfig);
   return {
     kind: 'k3s',
+    owned: true,
     description: 'k3s (testcontainers)',
     kubeconfig,
     kubeconfigPath,
@@ -111,6 +122,7 @@ export async function acquireCluster(
   kc.loadFromString(cp.kubeconfig);
   return {
     kind: 'local',
+    owned: true,
     description: `local control plane ${cp.version} at ${cp.server}`,
     kubeconfig: cp.kubeconfig,
     kubeconfigPath: cp.kubeconfigPath,

@@ -3,7 +3,7 @@
 // `netmesh run` on this host under the chart's ServiceAccount, applies the example Network,
 // labels a demo namespace, creates the course's Pod there and prints what happened.
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
@@ -52,19 +52,24 @@ export async function runDemo(): Promise<void> {
   step('Kubernetes control plane');
   ensureTools();
   const cluster = await acquireCluster({ kubeconfigOut: join(stateDir, 'kubeconfig'), log: (s) => show(s) });
-  const kubeconfig = cluster.kind === 'local' ? join(stateDir, 'kubeconfig') : cluster.kubeconfigPath;
+  const kubeconfig =
+    cluster.owned && cluster.kind === 'local' ? join(stateDir, 'kubeconfig') : cluster.kubeconfigPath;
   show(`${cluster.description}`);
+  const shownKubeconfig = relative(process.cwd(), kubeconfig).startsWith('..')
+    ? kubeconfig
+    : relative(process.cwd(), kubeconfig);
   const k = (args: string[], input?: string) => kubectl(kubeconfig, args, input);
   const core = cluster.kc.makeApiClient(k8s.CoreV1Api);
 
   let netmesh: Awaited<ReturnType<typeof startNetmesh>> | undefined;
   const cleanup = async (): Promise<void> => {
-    await netmesh?.stop();
-    if (cluster.kind !== 'local') {
-      // On a cluster we did not create, leave it as we found it (CRDs stay, as with helm).
-      k(['delete', 'namespace', DEMO_NS, '--ignore-not-found', '--wait=false']);
-      uninstallChart(kubeconfig, 'netmesh', SYSTEM_NS);
+    if (!cluster.owned) {
+      // On a cluster we did not create, leave it as we found it (the CRD stays, as with helm).
+      // The namespace goes first, while netmesh still runs to release the Network's finalizer.
+      k(['delete', 'namespace', DEMO_NS, '--ignore-not-found', '--wait=true', '--timeout=60s']);
     }
+    await netmesh?.stop();
+    if (!cluster.owned) uninstallChart(kubeconfig, 'netmesh', SYSTEM_NS);
     await cluster.stop();
   };
 
@@ -84,7 +89,12 @@ export async function runDemo(): Promise<void> {
       replicaCount: 1,
       'envoyBootstrap.namespaces[0]': DEMO_NS,
     });
-    show(k(['get', '-n', SYSTEM_NS, 'deploy,svc,sa,cm,secret,lease', '-o', 'name']));
+    show(
+      k(['get', '-n', SYSTEM_NS, 'deploy,svc,sa,cm,secret,lease,pdb,role,rolebinding', '-o', 'name'])
+        .split('\n')
+        .filter((l) => !/\/(default|kube-root-ca\.crt|sh\.helm\..*)$/.test(l))
+        .join('\n'),
+    );
     show("(no kubelet here, so the Deployment's Pods never run: netmesh runs on this host instead)");
 
     step("netmesh run on this host, as the chart's ServiceAccount (token from the TokenRequest API)");
@@ -157,11 +167,13 @@ export async function runDemo(): Promise<void> {
     show(`netmesh.io/status: ${pod.metadata?.annotations?.['netmesh.io/status']}`);
 
     step('netmesh keeps running; try:');
+    const kubectlBin = ensureTools().kubectl;
+    show(`(kubectl from the npm package: ${kubectlBin})`);
     for (const cmd of [
-      `kubectl --kubeconfig ${kubeconfig} get networks -A -o wide`,
-      `kubectl --kubeconfig ${kubeconfig} describe network example-network -n ${DEMO_NS}`,
-      `kubectl --kubeconfig ${kubeconfig} run web --image=nginx -n ${DEMO_NS} && kubectl --kubeconfig ${kubeconfig} get pod web -n ${DEMO_NS} -o jsonpath='{.spec.containers[*].name}'`,
-      `kubectl --kubeconfig ${kubeconfig} apply -n ${DEMO_NS} -f - <<< '{"apiVersion":"netmesh.io/v1","kind":"Network","metadata":{"name":"overlap"},"spec":{"cidr":"192.168.7.0/24"}}'`,
+      `kubectl --kubeconfig ${shownKubeconfig} get networks -A -o wide`,
+      `kubectl --kubeconfig ${shownKubeconfig} describe network example-network -n ${DEMO_NS}`,
+      `kubectl --kubeconfig ${shownKubeconfig} run web --image=nginx -n ${DEMO_NS} && kubectl --kubeconfig ${shownKubeconfig} get pod web -n ${DEMO_NS} -o jsonpath='{.spec.containers[*].name}'`,
+      `kubectl --kubeconfig ${shownKubeconfig} apply -n ${DEMO_NS} -f - <<< '{"apiVersion":"netmesh.io/v1","kind":"Network","metadata":{"name":"overlap"},"spec":{"cidr":"192.168.7.0/24"}}'`,
       `curl -s http://127.0.0.1:${netmesh.healthPort}/metrics | grep netmesh_`,
     ]) {
       show(cmd);

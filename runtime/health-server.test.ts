@@ -175,7 +175,9 @@ describe('health checks with details', () => {
     const results = runChecks(checks);
     assert.deepEqual(renderProbe('readyz', results, false), { status: 200, body: 'ok\n' });
     assert.match(renderProbe('readyz', results, true).body, /\[\+\]webhook ok: template: STALE/);
-    const failing = runChecks(new Map<string, HealthCheck>([['webhook', () => ({ ok: false, detail: 'no certificate' })]]));
+    const failing = runChecks(
+      new Map<string, HealthCheck>([['webhook', () => ({ ok: false, detail: 'no certificate' })]]),
+    );
     assert.deepEqual(renderProbe('readyz', failing, false), {
       status: 503,
       body: '[-]webhook failed: no certificate\nreadyz check failed\n',

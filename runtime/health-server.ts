@@ -63,7 +63,9 @@ export function runChecks(checks: ReadonlyMap<string, HealthCheck>): CheckResult
     if (v === true) results.push({ name, ok: true });
     else if (typeof v === 'object' && v !== null) {
       const { ok, detail } = v as { ok: boolean; detail?: string };
-      results.push(ok ? { name, ok, ...(detail ? { detail } : {}) } : { name, ok, reason: detail || 'failed' });
+      results.push(
+        ok ? { name, ok, ...(detail ? { detail } : {}) } : { name, ok, reason: detail || 'failed' },
+      );
     } else results.push({ name, ok: false, reason: typeof v === 'string' && v !== '' ? v : 'failed' });
   }
   return results;

@@ -62,16 +62,22 @@ async function main(argv: string[]): Promise<number> {
   return (await (await cmd.load()).run(rest)) ?? 0;
 }
 
+// Long-running commands exit explicitly once they have shut down (or failed to start): timers
+// and sockets of a half-started component must not keep a dead process up and looking healthy.
+const DAEMONS = new Set(['run', 'operator', 'webhook', 'demo']);
+const argv = process.argv.slice(2);
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  const code = await main(argv);
+  process.exitCode = code;
+  if (DAEMONS.has(argv[0] ?? '')) process.exit(code);
 } catch (err) {
   if (err instanceof UserFacingError) {
     console.error(`netmesh: ${err.oneLine()}`);
-    process.exitCode = 1;
+    process.exit(1);
   } else if (err instanceof Error && err.name === 'FlagError') {
     console.error(`netmesh: ${err.message}`);
-    process.exitCode = 2;
-  } else {
-    throw err;
+    process.exit(2);
   }
+  console.error(err);
+  process.exit(1);
 }

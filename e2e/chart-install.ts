@@ -1,7 +1,7 @@
 // Installing the Helm chart into a test cluster and acting as the chart's identity: a
 // kubeconfig carrying a real ServiceAccount token (TokenRequest, as `kubectl create token`
 // does), so netmesh processes on the host run with exactly the chart's RBAC.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +45,16 @@ export function installChart(
   return { release, namespace, fullname: fullnameOf(release) };
 }
 
+/** True when a Helm release of that name exists in the namespace. */
+export function releaseExists(kubeconfigPath: string, release: string, namespace: string): boolean {
+  try {
+    helm(kubeconfigPath, ['status', release, '--namespace', namespace]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function uninstallChart(kubeconfigPath: string, release: string, namespace: string): void {
   helm(kubeconfigPath, ['uninstall', release, '--namespace', namespace, '--wait', '--timeout', '60s']);
 }
@@ -55,7 +65,7 @@ export async function serviceAccountKubeconfig(
   namespace: string,
   serviceAccount: string,
   expirationSeconds = 3600,
-): Promise<{ path: string; token: string }> {
+): Promise<{ path: string; token: string; remove(): void }> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const res = await core.createNamespacedServiceAccountToken({
     name: serviceAccount,
@@ -76,5 +86,8 @@ export async function serviceAccountKubeconfig(
   const dir = mkdtempSync(join(tmpdir(), 'netmesh-sa-'));
   const path = join(dir, 'kubeconfig');
   writeFileSync(path, text, { mode: 0o600 });
-  return { path, token };
+  // The token is a credential: callers remove it when done (and it expires on its own).
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', remove);
+  return { path, token, remove };
 }

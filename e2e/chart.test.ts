@@ -197,6 +197,7 @@ describe('helm chart on the control plane', () => {
     const systemNs = 'netmesh-system';
     let proc: NetmeshProcess | undefined;
     let identity: string;
+    let removeToken: (() => void) | undefined;
     let appNs: string;
 
     after(async () => {
@@ -207,6 +208,7 @@ describe('helm chart on the control plane', () => {
         }).catch(() => {});
       const code = await proc?.stop();
       uninstallChart(h.cluster.kubeconfigPath, release, systemNs);
+      removeToken?.();
       assert.equal(code, 0, `netmesh run exits cleanly; log ${proc?.logFile}`);
     });
 
@@ -217,7 +219,9 @@ describe('helm chart on the control plane', () => {
         'webhook.failurePolicy': 'Fail',
         replicaCount: 1,
       });
-      identity = (await serviceAccountKubeconfig(h.kc, systemNs, 'netmesh')).path;
+      const sa = await serviceAccountKubeconfig(h.kc, systemNs, 'netmesh');
+      identity = sa.path;
+      removeToken = sa.remove;
       proc = await startNetmesh('run', [
         '--kubeconfig',
         identity,

@@ -7,7 +7,8 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { installChart, serviceAccountKubeconfig, uninstallChart } from './chart-install.ts';
+import { UserFacingError } from '../lib/errors.ts';
+import { installChart, releaseExists, serviceAccountKubeconfig, uninstallChart } from './chart-install.ts';
 import { acquireCluster } from './cluster.ts';
 import { freePort } from './controlplane/local.ts';
 import { startNetmesh } from './netmesh-process.ts';
@@ -62,6 +63,7 @@ export async function runDemo(): Promise<void> {
   const core = cluster.kc.makeApiClient(k8s.CoreV1Api);
 
   let netmesh: Awaited<ReturnType<typeof startNetmesh>> | undefined;
+  let removeToken: (() => void) | undefined;
   const cleanup = async (): Promise<void> => {
     if (!cluster.owned) {
       // On a cluster we did not create, leave it as we found it (the CRD stays, as with helm).
@@ -69,6 +71,7 @@ export async function runDemo(): Promise<void> {
       k(['delete', 'namespace', DEMO_NS, '--ignore-not-found', '--wait=true', '--timeout=60s']);
     }
     await netmesh?.stop();
+    removeToken?.();
     if (!cluster.owned) uninstallChart(kubeconfig, 'netmesh', SYSTEM_NS);
     await cluster.stop();
   };
@@ -82,10 +85,17 @@ export async function runDemo(): Promise<void> {
     show(k(['get', 'namespace', DEMO_NS, '--show-labels']));
 
     step('helm install netmesh (chart charts/netmesh, webhook pointed at this host)');
+    if (!cluster.owned && releaseExists(kubeconfig, 'netmesh', SYSTEM_NS)) {
+      throw new UserFacingError(
+        `a Helm release "netmesh" already exists in ${SYSTEM_NS} of ${cluster.description}`,
+        'the demo installs and later uninstalls its own release; run it against a cluster without netmesh',
+      );
+    }
     const port = await freePort();
     installChart(kubeconfig, 'netmesh', SYSTEM_NS, {
       'webhook.localRunURL': `https://127.0.0.1:${port}/mutate`,
-      'webhook.failurePolicy': 'Fail',
+      // On a cluster we did not start, the apiserver may not reach this host: admit rather than block.
+      'webhook.failurePolicy': cluster.owned ? 'Fail' : 'Ignore',
       replicaCount: 1,
       'envoyBootstrap.namespaces[0]': DEMO_NS,
     });
@@ -99,6 +109,7 @@ export async function runDemo(): Promise<void> {
 
     step("netmesh run on this host, as the chart's ServiceAccount (token from the TokenRequest API)");
     const identity = await serviceAccountKubeconfig(cluster.kc, SYSTEM_NS, 'netmesh', 24 * 3600);
+    removeToken = identity.remove;
     netmesh = await startNetmesh(
       'run',
       [
@@ -165,6 +176,14 @@ export async function runDemo(): Promise<void> {
     show(`containers: ${pod.spec?.containers.map((c) => c.name).join(', ')}`);
     show(`volumes:    ${(pod.spec?.volumes ?? []).map((v) => v.name).join(', ')}`);
     show(`netmesh.io/status: ${pod.metadata?.annotations?.['netmesh.io/status']}`);
+    if (!pod.spec?.containers.some((c) => c.name === 'envoy')) {
+      show(
+        `not injected: the apiserver of ${cluster.description} could not reach the webhook at https://127.0.0.1:${port}`,
+      );
+      show(
+        '(the demo runs netmesh on this host; a remote or containerised apiserver cannot call back to 127.0.0.1)',
+      );
+    }
 
     step('netmesh keeps running; try:');
     const kubectlBin = ensureTools().kubectl;

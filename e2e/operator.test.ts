@@ -22,6 +22,7 @@ describe('network operator', () => {
   const systemNs = 'netmesh-system';
   const release = 'netmesh';
   let identityKubeconfig: string;
+  let removeToken: (() => void) | undefined;
   let operator: NetmeshProcess;
   const operatorArgs = (identity: string) => [
     '--kubeconfig',
@@ -101,7 +102,9 @@ describe('network operator', () => {
       '--timeout=30s',
     ]);
     installChart(h.cluster.kubeconfigPath, release, systemNs, { 'webhook.enabled': false, replicaCount: 1 });
-    identityKubeconfig = (await serviceAccountKubeconfig(h.kc, systemNs, 'netmesh')).path;
+    const sa = await serviceAccountKubeconfig(h.kc, systemNs, 'netmesh');
+    identityKubeconfig = sa.path;
+    removeToken = sa.remove;
     ns = await createNamespace(h, 'op');
     operator = await startNetmesh('operator', operatorArgs('replica-a'));
     await operator.waitReady();
@@ -115,6 +118,7 @@ describe('network operator', () => {
     }).catch(() => {});
     const code = await operator?.stop();
     uninstallChart(h.cluster.kubeconfigPath, release, systemNs);
+    removeToken?.();
     assert.equal(code, 0, `operator exits cleanly on SIGTERM; log ${operator?.logFile}`);
   });
 
@@ -210,6 +214,26 @@ describe('network operator', () => {
     await eventually('an Overlap Event naming the winner', async () =>
       (await events('ov-a-new')).some((e) => e.reason === 'Overlap' && e.message?.includes('ov-old')),
     );
+    // A Ready Network moved onto the winner's range loses its CNI object and status fields.
+    await createNet('ov-late', { cidr: '10.21.0.0/24' });
+    await waitReady('ov-late');
+    await h.custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: 'v1',
+        namespace: ns,
+        plural: 'networks',
+        name: 'ov-late',
+        body: { spec: { cidr: '10.20.9.0/24' } },
+      },
+      mergePatch,
+    );
+    const moved = await waitFor('ov-late', (n) => ready(n)?.reason === 'Overlap', 'Overlap after the move');
+    assert.equal(moved.status?.materialized, undefined, 'no materialized reference while blocked');
+    await eventually('its ConfigMap removed', () =>
+      gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'ov-late-cni' })),
+    );
+    await deleteNet('ov-late');
     await deleteNet('ov-old');
     const healed = await waitReady('ov-a-new');
     assert.equal(healed.status?.phase, 'Ready');
@@ -356,6 +380,45 @@ describe('network operator', () => {
     await eventually('bulk namespace gone', () => gone(() => h.core.readNamespace({ name: bulk })), {
       timeoutMs: 120_000,
     });
+  });
+
+  test('a replica that loses its lease stops reconciling and exits', async () => {
+    const coord = h.kc.makeApiClient(k8s.CoordinationV1Api);
+    const lease = await coord.readNamespacedLease({ namespace: systemNs, name: 'netmesh-operator' });
+    const now = new k8s.V1MicroTime();
+    // Someone else takes the lease (as after a network partition): the leader cannot renew.
+    await coord.replaceNamespacedLease({
+      namespace: systemNs,
+      name: 'netmesh-operator',
+      body: {
+        ...lease,
+        spec: {
+          ...lease.spec,
+          holderIdentity: 'intruder',
+          leaseDurationSeconds: 60,
+          renewTime: now,
+          acquireTime: now,
+        },
+      },
+    });
+    const code = await Promise.race([
+      operator.exited,
+      new Promise<string>((r) => setTimeout(() => r('still running'), 20_000)),
+    ]);
+    assert.equal(code, 1, 'the replica exits with an error so it restarts as a standby');
+    assert.match(operator.logs(), /lost leadership/);
+    // Hand the lease back and start a fresh replica for the remaining tests.
+    const current = await coord.readNamespacedLease({ namespace: systemNs, name: 'netmesh-operator' });
+    await coord.replaceNamespacedLease({
+      namespace: systemNs,
+      name: 'netmesh-operator',
+      body: { ...current, spec: { ...current.spec, holderIdentity: '', leaseDurationSeconds: 1 } },
+    });
+    operator = await startNetmesh('operator', operatorArgs('replica-d'));
+    await operator.waitReady();
+    await createNet('after-loss', { cidr: '10.80.0.0/24' });
+    await waitReady('after-loss');
+    await deleteNet('after-loss');
   });
 
   test('with Multus installed, Networks become NetworkAttachmentDefinitions', async () => {

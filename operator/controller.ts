@@ -75,6 +75,7 @@ export class NetworkController {
   #workerLoops: Promise<void>[] = [];
   #probeTimer: NodeJS.Timeout | undefined;
   #started = false;
+  #stopping = false;
   readonly #opts: Required<Omit<NetworkControllerOptions, 'rateLimiter'>> & {
     rateLimiter: DefaultControllerRateLimiterOptions;
   };
@@ -144,7 +145,7 @@ export class NetworkController {
       registry,
     });
     this.networks.on('add', (n) => this.#onNetwork(n));
-    this.networks.on('update', (n) => this.#onNetwork(n));
+    this.networks.on('update', (n, old) => this.#onNetwork(n, old));
     this.networks.on('delete', (n) => this.#onNetworkDeleted(n));
 
     this.configMaps = new Informer<k8s.V1ConfigMap>({
@@ -193,10 +194,15 @@ export class NetworkController {
     );
   }
 
-  /** Stops taking new work, lets in-flight reconciles finish, stops the informers. */
+  /**
+   * Stops taking new work and lets in-flight reconciles finish (each worker ends after its
+   * current key), then stops the informers. Queued keys are dropped on purpose: the next leader
+   * lists every Network anyway, and a bounded stop keeps the lease hand-over fast.
+   */
   async stop(): Promise<void> {
     if (this.#probeTimer) clearInterval(this.#probeTimer);
-    await this.queue.shutDownWithDrain();
+    this.#stopping = true;
+    this.queue.shutDown();
     await Promise.all(this.#workerLoops);
     await Promise.all([this.networks.stop(), this.configMaps.stop(), this.nads?.stop()]);
     this.#started = false;
@@ -204,8 +210,17 @@ export class NetworkController {
 
   // ---- event handlers: keep the overlap index current and enqueue keys, nothing else ----
 
-  #onNetwork(net: Network): void {
+  #onNetwork(net: Network, old?: Network): void {
     const key = keyOf(net);
+    if (
+      old &&
+      old.spec?.cidr === net.spec?.cidr &&
+      old.metadata?.creationTimestamp === net.metadata?.creationTimestamp
+    ) {
+      // Status, finalizer or gateway edits do not change who overlaps whom: only this key.
+      this.queue.add(key);
+      return;
+    }
     const affected = new Set<string>([key]);
     for (const e of this.index.overlapping(key)) affected.add(e.key);
     const v = validateNetworkSpec(net.spec);
@@ -280,6 +295,10 @@ export class NetworkController {
       for (;;) {
         const { item: key, shutdown } = await this.queue.get();
         if (shutdown) return;
+        if (this.#stopping) {
+          this.queue.done(key);
+          return;
+        }
         const log = this.log.child({ key, worker: id });
         const end = this.#metrics.duration.startTimer();
         try {
@@ -421,8 +440,11 @@ export class NetworkController {
     const next = desiredStatus(net, outcome, new Date());
     if (sameStatus(net.status, next)) return;
     const { namespace, name } = splitKey(keyOf(net));
+    // A merge patch only removes what it sets to null: clear the fields this outcome lacks
+    // (an Overlap or Invalid Network has no materialized object, gateway or usable count).
+    const body = { status: { gateway: null, usableAddresses: null, materialized: null, ...next } };
     await this.#custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status: next } },
+      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body },
       mergePatch,
     );
     log.info({ phase: next.phase, reason: next.conditions?.[0]?.reason }, 'status updated');

@@ -57,6 +57,16 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   });
   let leading = false;
   let starting: Promise<void> | undefined;
+  let stopping: Promise<void> | undefined;
+  // Idempotent: a stopped controller (its queue shut down) is never restarted; a replica that
+  // loses the lease exits and comes back as a fresh standby.
+  const stopController = (): Promise<void> => {
+    stopping ??= (async () => {
+      await starting;
+      await controller.stop();
+    })();
+    return stopping;
+  };
 
   if (opts.leaderElect === false) {
     leading = true;
@@ -79,19 +89,21 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     renewDeadlineMs: opts.renewDeadlineMs ?? 10_000,
     retryPeriodMs: opts.retryPeriodMs ?? 2_000,
     log,
-    onStartedLeading: () => {
+    onStartedLeading: (signal: AbortSignal) => {
       leading = true;
       log.info({ identity }, 'became leader; starting the controller');
       starting = controller.start().catch((err: unknown) => {
         log.error({ err }, 'controller failed to start');
         opts.onLostLeadership?.();
       });
+      // Whatever ends the leadership ends the work at once: two replicas must never reconcile together.
+      signal.addEventListener('abort', () => void stopController(), { once: true });
     },
     onStoppedLeading: (info) => {
       leading = false;
       if (info.reason !== 'lost') return; // released or stopped on purpose during shutdown
-      log.warn({ identity }, 'lost leadership');
-      opts.onLostLeadership?.();
+      log.warn({ identity }, 'lost leadership; stopping the controller');
+      void stopController().finally(() => opts.onLostLeadership?.());
     },
     onNewLeader: (leader: string) => {
       if (leader !== identity) log.info({ leader }, 'another replica leads; standing by');
@@ -108,10 +120,9 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       return controller.ready() ? true : 'leader: controller caches not synced or workers not running';
     },
     stop: async () => {
-      if (leading) {
-        await starting;
-        await controller.stop();
-      }
+      // Stop working first (in-flight reconciles finish; the backlog is left to the next
+      // leader, whose informers list everything anyway), then hand the lease over at once.
+      if (starting) await stopController();
       await elector.release();
     },
   };

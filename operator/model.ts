@@ -241,8 +241,9 @@ export function materializationUpToDate(
   if (!live.metadata?.ownerReferences?.some((o) => o.uid === owner?.uid && o.controller === true))
     return false;
   if (desired.data) {
+    // Only the keys we own: keys another manager added cannot be removed by our apply, and
+    // insisting on them would re-apply on every reconcile without ever converging.
     const liveData = live.data ?? {};
-    if (Object.keys(liveData).length !== Object.keys(desired.data).length) return false;
     for (const [k, v] of Object.entries(desired.data)) if (liveData[k] !== v) return false;
   }
   if (desired.spec && live.spec?.config !== desired.spec.config) return false;

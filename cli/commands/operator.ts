@@ -27,6 +27,9 @@ export async function run(argv: string[]): Promise<number> {
       exitCode = 1;
       process.kill(process.pid, 'SIGTERM');
     },
+  }).catch(async (err: unknown) => {
+    await health.close();
+    throw err;
   });
   health.addReadinessCheck('operator', () => operator.ready());
   log.info({ identity: operator.identity, health: health.port }, 'netmesh operator running');

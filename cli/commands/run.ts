@@ -28,35 +28,48 @@ export async function run(argv: string[]): Promise<number> {
   const webhookOptions = webhookOptionsFromFlags(values);
   const operatorOptions = operatorOptionsFromFlags(values);
   const health = await startHealthServer({ ...parseListen(values['health-listen']!), registry, log });
-  const webhook = await startWebhook({
-    ...webhookOptions,
-    kubeconfig: kc,
-    healthListen: false,
-    registry,
-    logger: log.child({ component: 'webhook' }),
-  });
-  health.addReadinessCheck('webhook', () => {
-    const r = webhook.readiness();
-    return { ok: r.ok, detail: r.message.replace(/\n/g, '; ') };
-  });
+  let started = false;
+  health.addReadinessCheck('startup', () => started || 'starting');
   let exitCode = 0;
-  const operator = await startOperator({
-    ...operatorOptions,
-    kc,
-    log,
-    registry,
-    onLostLeadership: () => {
-      exitCode = 1;
-      process.kill(process.pid, 'SIGTERM');
-    },
-  });
+  let webhook: Awaited<ReturnType<typeof startWebhook>> | undefined;
+  let operator: Awaited<ReturnType<typeof startOperator>>;
+  try {
+    webhook = await startWebhook({
+      ...webhookOptions,
+      kubeconfig: kc,
+      healthListen: false,
+      registry,
+      logger: log.child({ component: 'webhook' }),
+    });
+    const w = webhook;
+    health.addReadinessCheck('webhook', () => {
+      const r = w.readiness();
+      return { ok: r.ok, detail: r.message.replace(/\n/g, '; ') };
+    });
+    operator = await startOperator({
+      ...operatorOptions,
+      kc,
+      log,
+      registry,
+      onLostLeadership: () => {
+        exitCode = 1;
+        process.kill(process.pid, 'SIGTERM');
+      },
+    });
+  } catch (err) {
+    // Do not linger half-started with a health port that says ready.
+    await webhook?.stop().catch(() => {});
+    await health.close();
+    throw err;
+  }
   health.addReadinessCheck('operator', () => operator.ready());
+  started = true;
   log.info({ identity: operator.identity, webhook: webhook.url, health: health.port }, 'netmesh running');
   await serveUntilSignal(log, async () => {
     // Stop leading first (drain, release the lease) so the standby takes over at once, then
     // the webhook, whose stop removes a locally registered configuration before closing.
     await operator.stop();
-    await webhook.stop();
+    await webhook?.stop();
     await health.close();
   });
   return exitCode;

@@ -4,7 +4,7 @@
 // prebuilt: the only network access is the Go module proxy.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -165,7 +165,9 @@ export async function ensureControlPlaneBinaries(
       break;
     } catch {
       const owner = Number(readFileSafe(join(lock, 'pid')));
-      if (owner && !isAlive(owner)) {
+      // A lock whose owner died, or one left without a pid (killed between mkdir and write).
+      const orphaned = !owner && Date.now() - lockAgeBase(lock) > 60_000;
+      if ((owner && !isAlive(owner)) || orphaned) {
         rmSync(lock, { recursive: true, force: true });
         continue;
       }
@@ -213,6 +215,14 @@ export async function ensureControlPlaneBinaries(
     return binariesIn(finalDir);
   } finally {
     rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function lockAgeBase(dir: string): number {
+  try {
+    return statSync(dir).mtimeMs;
+  } catch {
+    return Date.now();
   }
 }
 

@@ -84,11 +84,17 @@ describe('helm chart: static checks', () => {
   test('cert-manager mode: Certificate and inject-ca-from annotation, no self-managed Secret', () => {
     const objs = render(['--set', 'webhook.certificates.mode=cert-manager']);
     const mwc = objs.find((o) => o.kind === 'MutatingWebhookConfiguration')!;
+    // The caBundle trusts the CA certificate, which outlives the serving certificates it issues.
+    assert.equal(mwc.metadata?.annotations?.['cert-manager.io/inject-ca-from'], 'netmesh-system/netmesh-ca');
+    const certs = objs.filter((o) => o.kind === 'Certificate') as unknown as {
+      metadata: { name: string };
+      spec: { isCA?: boolean; issuerRef?: { name?: string } };
+    }[];
+    assert.equal(certs.find((c) => c.metadata.name === 'netmesh-ca')?.spec.isCA, true);
     assert.equal(
-      mwc.metadata?.annotations?.['cert-manager.io/inject-ca-from'],
-      'netmesh-system/netmesh-webhook',
+      certs.find((c) => c.metadata.name === 'netmesh-webhook')?.spec.issuerRef?.name,
+      'netmesh-ca',
     );
-    assert.ok(objs.some((o) => o.kind === 'Certificate'));
     assert.ok(!objs.some((o) => o.kind === 'Secret'));
   });
 
@@ -237,6 +243,8 @@ describe('helm chart on the control plane', () => {
         'netmesh-operator',
         '--tls-secret',
         'netmesh-webhook-tls',
+        '--envoy-bootstrap-configmap',
+        'envoy',
       ]);
       await proc.waitReady(60_000);
       const admission = h.kc.makeApiClient(k8s.AdmissionregistrationV1Api);
@@ -257,6 +265,13 @@ describe('helm chart on the control plane', () => {
       );
       assert.ok(stored.spec?.volumes?.some((v) => v.name === 'envoy-conf'));
       assert.ok(stored.metadata?.annotations?.['netmesh.io/status']);
+      // The sidecar's bootstrap volume resolves in the Pod's namespace: the leader copies it there.
+      const source = await h.core.readNamespacedConfigMap({ namespace: systemNs, name: 'envoy' });
+      const copy = await eventually('the envoy bootstrap copied into the labelled namespace', async () =>
+        h.core.readNamespacedConfigMap({ namespace: appNs, name: 'envoy' }).catch(() => undefined),
+      );
+      assert.deepEqual(copy.data, source.data);
+      assert.match(copy.data?.['envoy.yaml'] ?? '', /port_value: 15001/);
 
       kubectl(h.cluster.kubeconfigPath, ['apply', '-n', appNs, '-f', 'deploy/examples/example-network.yaml']);
       await eventually('the example Network Ready', async () => {

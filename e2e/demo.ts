@@ -97,7 +97,6 @@ export async function runDemo(): Promise<void> {
       // On a cluster we did not start, the apiserver may not reach this host: admit rather than block.
       'webhook.failurePolicy': cluster.owned ? 'Fail' : 'Ignore',
       replicaCount: 1,
-      'envoyBootstrap.namespaces[0]': DEMO_NS,
     });
     show(
       k(['get', '-n', SYSTEM_NS, 'deploy,svc,sa,cm,secret,lease,pdb,role,rolebinding', '-o', 'name'])
@@ -127,6 +126,8 @@ export async function runDemo(): Promise<void> {
         'netmesh-operator',
         '--tls-secret',
         'netmesh-webhook-tls',
+        '--envoy-bootstrap-configmap',
+        'envoy',
       ],
       { NETMESH_LOG_LEVEL: 'info' },
     );
@@ -176,6 +177,10 @@ export async function runDemo(): Promise<void> {
     show(`containers: ${pod.spec?.containers.map((c) => c.name).join(', ')}`);
     show(`volumes:    ${(pod.spec?.volumes ?? []).map((v) => v.name).join(', ')}`);
     show(`netmesh.io/status: ${pod.metadata?.annotations?.['netmesh.io/status']}`);
+    await eventually('the Envoy bootstrap copied', async () =>
+      core.readNamespacedConfigMap({ namespace: DEMO_NS, name: 'envoy' }).then(() => true),
+    );
+    show(`ConfigMap ${DEMO_NS}/envoy (the sidecar's bootstrap, copied by netmesh): present`);
     if (!pod.spec?.containers.some((c) => c.name === 'envoy')) {
       show(
         `not injected: the apiserver of ${cluster.description} could not reach the webhook at https://127.0.0.1:${port}`,

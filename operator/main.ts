@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import type { DefaultControllerRateLimiterOptions } from '../runtime/queue/index.ts';
+import { BootstrapCopier } from './bootstrap.ts';
 import { NetworkController } from './controller.ts';
 
 export interface OperatorOptions {
@@ -23,6 +24,11 @@ export interface OperatorOptions {
   retryPeriodMs?: number;
   multusProbeIntervalMs?: number;
   rateLimiter?: DefaultControllerRateLimiterOptions;
+  /**
+   * Name of the Envoy bootstrap ConfigMap in `namespace` to copy into every namespace labelled
+   * for injection (see bootstrap.ts); empty or undefined: no copies.
+   */
+  envoyBootstrapConfigMap?: string | undefined;
   /** Called when leadership is lost: the process should exit so a fresh replica takes over. */
   onLostLeadership?: () => void;
 }
@@ -55,6 +61,23 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       : {}),
     ...(opts.rateLimiter ? { rateLimiter: opts.rateLimiter } : {}),
   });
+  const copier = opts.envoyBootstrapConfigMap
+    ? new BootstrapCopier({
+        kc: opts.kc,
+        log,
+        registry: opts.registry,
+        namespace: opts.namespace,
+        name: opts.envoyBootstrapConfigMap,
+      })
+    : undefined;
+  const startWork = async (): Promise<void> => {
+    await controller.start();
+    await copier?.start();
+  };
+  const stopWork = async (): Promise<void> => {
+    await copier?.stop();
+    await controller.stop();
+  };
   let leading = false;
   let starting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
@@ -63,20 +86,20 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
   const stopController = (): Promise<void> => {
     stopping ??= (async () => {
       await starting;
-      await controller.stop();
+      await stopWork();
     })();
     return stopping;
   };
 
   if (opts.leaderElect === false) {
     leading = true;
-    await controller.start();
+    await startWork();
     return {
       controller,
       identity,
       isLeader: () => true,
       ready: () => (controller.ready() ? true : 'controller caches not synced or workers not running'),
-      stop: () => controller.stop(),
+      stop: stopWork,
     };
   }
 
@@ -92,7 +115,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     onStartedLeading: (signal: AbortSignal) => {
       leading = true;
       log.info({ identity }, 'became leader; starting the controller');
-      starting = controller.start().catch((err: unknown) => {
+      starting = startWork().catch((err: unknown) => {
         log.error({ err }, 'controller failed to start');
         opts.onLostLeadership?.();
       });

@@ -68,6 +68,12 @@ export const operatorFlags = {
     env: 'NETMESH_MULTUS_PROBE_INTERVAL',
     default: '30s',
   },
+  'envoy-bootstrap-configmap': {
+    type: 'string',
+    description:
+      'copy this ConfigMap of --namespace (the Envoy bootstrap the sidecar mounts) into every namespace labelled netmesh.io/injection=enabled; empty: off',
+    env: 'NETMESH_ENVOY_BOOTSTRAP_CONFIGMAP',
+  },
   'retry-base-delay': {
     type: 'string',
     description: 'per-item retry backoff start',
@@ -117,6 +123,7 @@ export function operatorOptionsFromFlags(
     leaseDurationMs,
     renewDeadlineMs,
     retryPeriodMs,
+    envoyBootstrapConfigMap: v['envoy-bootstrap-configmap'] || undefined,
     multusProbeIntervalMs: durationFlag('multus-probe-interval', v['multus-probe-interval'], 30_000),
     rateLimiter: {
       baseDelayMs: durationFlag('retry-base-delay', v['retry-base-delay'], 5),

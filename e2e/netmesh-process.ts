@@ -37,7 +37,8 @@ export async function startNetmesh(
     [bin, command, '--health-listen', `127.0.0.1:${healthPort}`, ...args],
     {
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, NETMESH_LOG_LEVEL: 'debug', ...env },
+      // No rollout to protect in tests: stop at once.
+      env: { ...process.env, NETMESH_LOG_LEVEL: 'debug', NETMESH_SHUTDOWN_DELAY: '0', ...env },
     },
   );
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

@@ -57,6 +57,34 @@ export interface CertSource {
 
 const statusOf = (err: unknown): number | undefined => (err as { code?: number })?.code;
 
+/**
+ * A 403 on the TLS Secret, said as the permission that is missing. The chart creates the Secret
+ * empty with the release and grants only get and patch on it by name (no create), so a deleted
+ * Secret is brought back by the chart, not by netmesh.
+ */
+export class SecretForbiddenError extends Error {
+  readonly code = 403;
+  readonly verb: 'get' | 'patch' | 'create';
+  /** The message in two parts: what is missing, and the fix. */
+  readonly problem: string;
+  readonly hint: string;
+  constructor(verb: 'get' | 'patch' | 'create', namespace: string, name: string, cause: unknown) {
+    const what =
+      verb === 'create'
+        ? `forbidden to create Secret ${namespace}/${name}: it does not exist and the webhook's identity lacks permission "create" on secrets in namespace ${namespace}`
+        : `forbidden to ${verb} Secret ${namespace}/${name}: the webhook's identity lacks permission "${verb}" on secrets (resourceNames [${name}]) in namespace ${namespace}`;
+    const hint =
+      verb === 'create'
+        ? 'the Helm chart creates this Secret (empty, type Opaque) and grants only get/patch on it; if it was deleted, run `helm upgrade` to recreate it'
+        : "the Helm chart creates this Secret and grants get/patch on it by name: check that --tls-secret matches the chart's webhook.certificates.secretName, and run `helm upgrade` to recreate the Secret if it was deleted";
+    super(`${what}; ${hint}`, { cause });
+    this.name = 'SecretForbiddenError';
+    this.verb = verb;
+    this.problem = what;
+    this.hint = hint;
+  }
+}
+
 function toServing(certPem: string, keyPem: string): ServingCertificate {
   return { certPem, keyPem, notAfter: inspectCertificate(certPem).notAfter };
 }
@@ -182,6 +210,8 @@ export class SecretCertSource implements CertSource {
       };
     } catch (err) {
       if (statusOf(err) === 404) return { state: undefined, resourceVersion: undefined, exists: false };
+      if (statusOf(err) === 403)
+        throw new SecretForbiddenError('get', this.#opts.namespace, this.#opts.secretName, err);
       throw err;
     }
   }
@@ -212,7 +242,9 @@ export class SecretCertSource implements CertSource {
               Object.entries(content.annotations).filter((e): e is [string, string] => e[1] !== null),
             ),
           },
-          type: 'kubernetes.io/tls',
+          // Opaque, like the one the chart pre-creates (empty, which kubernetes.io/tls does not
+          // allow): a Secret's type is immutable, so both paths must agree on it.
+          type: 'Opaque',
           data: Object.fromEntries(
             Object.entries(content.data).filter((e): e is [string, string] => e[1] !== null),
           ),
@@ -236,6 +268,8 @@ export class SecretCertSource implements CertSource {
     } catch (err) {
       // 409: a replica created or changed the Secret first; read the winner's on the next round.
       if (statusOf(err) === 409) return false;
+      if (statusOf(err) === 403)
+        throw new SecretForbiddenError(read.exists ? 'patch' : 'create', namespace, secretName, err);
       throw err;
     }
   }

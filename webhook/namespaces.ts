@@ -2,10 +2,19 @@
  * Namespace labels for selection, from an informer cache of all namespaces; a miss (a
  * namespace created a moment ago, the watch not caught up) falls back to one GET with a short
  * deadline, so the answer stays inside the webhook's timeoutSeconds.
+ *
+ * A hit can be stale too: a namespace labelled netmesh.io/injection=enabled a moment ago is
+ * already selected by the apiserver (its namespaceSelector reads live labels) while the cache
+ * still has the old labels. So when the cached labels alone would turn a Pod away as
+ * NamespaceNotEnabled, the labels are read once more with a GET before deciding. Pods that opt
+ * in or out by themselves, or are excluded for other reasons, never cost that GET, and with a
+ * current cache the apiserver does not send the others, so the GET is rare.
  */
-import type { CoreV1Api, KubeConfig, V1Namespace } from '@kubernetes/client-node';
+import type { CoreV1Api, KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { decideSelection } from './core/selection.ts';
+import { isPlainObject } from './core/template.ts';
 import { type ResilientInformer, startInformer } from './informer.ts';
 
 export interface NamespaceLabels {
@@ -15,7 +24,10 @@ export interface NamespaceLabels {
 }
 
 export interface NamespaceLabelSource {
+  /** From the cache; a GET on a miss. */
   labels(namespace: string): Promise<NamespaceLabels>;
+  /** Always a GET, bypassing the cache. */
+  fresh(namespace: string): Promise<NamespaceLabels>;
   readonly synced: boolean;
   waitForSync(timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
@@ -30,6 +42,14 @@ export interface NamespaceLabelSourceOptions {
   getTimeoutMs?: number;
 }
 
+/** What the label source reads from: a cache and a live GET (a seam for unit tests). */
+export interface NamespaceReaders {
+  cache: Pick<ResilientInformer<V1Namespace>, 'get' | 'synced' | 'waitForSync' | 'stop'>;
+  read(name: string): Promise<V1Namespace>;
+  logger: Logger;
+  getTimeoutMs?: number;
+}
+
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -38,39 +58,82 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+export function namespaceLabelSource(readers: NamespaceReaders): NamespaceLabelSource {
+  const log = readers.logger;
+  const { cache } = readers;
+  const getTimeoutMs = readers.getTimeoutMs ?? 2000;
+  const fresh = async (namespace: string): Promise<NamespaceLabels> => {
+    try {
+      const ns = await withTimeout(readers.read(namespace), getTimeoutMs, `GET namespace ${namespace}`);
+      return { labels: ns.metadata?.labels ?? {}, source: 'api' };
+    } catch (err) {
+      const message =
+        (err as { code?: number }).code === 404 ? 'namespace not found' : (err as Error).message;
+      log.warn({ namespace, err: message }, 'namespace labels unavailable');
+      return { labels: undefined, source: 'unavailable', error: message };
+    }
+  };
+  return {
+    async labels(namespace: string): Promise<NamespaceLabels> {
+      const cached = cache.get(namespace);
+      if (cached) return { labels: cached.metadata?.labels ?? {}, source: 'cache' };
+      return fresh(namespace);
+    },
+    fresh,
+    get synced() {
+      return cache.synced;
+    },
+    waitForSync: (ms) => cache.waitForSync(ms),
+    stop: () => cache.stop(),
+  };
+}
+
 export function startNamespaceLabelSource(opts: NamespaceLabelSourceOptions): NamespaceLabelSource {
-  const log = opts.logger.child({ component: 'namespaces' });
+  const logger = opts.logger.child({ component: 'namespaces' });
   const informer: ResilientInformer<V1Namespace> = startInformer<V1Namespace>({
     kc: opts.kc,
     path: '/api/v1/namespaces',
     list: () => opts.core.listNamespace(),
-    logger: log,
+    logger,
     what: 'webhook-namespaces',
     ...(opts.registry ? { registry: opts.registry } : {}),
   });
-  const getTimeoutMs = opts.getTimeoutMs ?? 2000;
-  return {
-    async labels(namespace: string): Promise<NamespaceLabels> {
-      const cached = informer.get(namespace);
-      if (cached) return { labels: cached.metadata?.labels ?? {}, source: 'cache' };
-      try {
-        const ns = await withTimeout(
-          opts.core.readNamespace({ name: namespace }),
-          getTimeoutMs,
-          `GET namespace ${namespace}`,
-        );
-        return { labels: ns.metadata?.labels ?? {}, source: 'api' };
-      } catch (err) {
-        const message =
-          (err as { code?: number }).code === 404 ? 'namespace not found' : (err as Error).message;
-        log.warn({ namespace, err: message }, 'namespace labels unavailable');
-        return { labels: undefined, source: 'unavailable', error: message };
-      }
-    },
-    get synced() {
-      return informer.synced;
-    },
-    waitForSync: (ms) => informer.waitForSync(ms),
-    stop: () => informer.stop(),
-  };
+  return namespaceLabelSource({
+    cache: informer,
+    read: (name) => opts.core.readNamespace({ name }),
+    logger,
+    ...(opts.getTimeoutMs !== undefined ? { getTimeoutMs: opts.getTimeoutMs } : {}),
+  });
+}
+
+/** Pure: whether cached labels would turn this Pod away only because of the namespace's labels. */
+export function needsFreshLabels(input: {
+  pod: unknown;
+  namespace: string;
+  labels: NamespaceLabels;
+  webhookNamespace: string;
+}): boolean {
+  if (input.labels.source !== 'cache' || !isPlainObject(input.pod)) return false;
+  return (
+    decideSelection({
+      pod: input.pod as V1Pod,
+      namespace: input.namespace,
+      namespaceLabels: input.labels.labels,
+      webhookNamespace: input.webhookNamespace,
+    }).reason === 'NamespaceNotEnabled'
+  );
+}
+
+/**
+ * The labels to decide a Pod with: the cached ones, or a fresh read when the cache would say
+ * NamespaceNotEnabled (see the top of this file). A failed re-read keeps the cached labels.
+ */
+export async function namespaceLabelsForPod(
+  source: Pick<NamespaceLabelSource, 'labels' | 'fresh'>,
+  input: { pod: unknown; namespace: string; webhookNamespace: string },
+): Promise<NamespaceLabels> {
+  const labels = await source.labels(input.namespace);
+  if (!needsFreshLabels({ ...input, labels })) return labels;
+  const fresh = await source.fresh(input.namespace);
+  return fresh.labels === undefined ? labels : fresh;
 }

@@ -3,10 +3,13 @@
  * integration tests. Start order matters: certificates first (nothing to serve without them),
  * then the template and namespace caches (so the first Pod is not admitted with NoTemplate just
  * because the cache was empty), then the listeners, and only then, for local runs, the webhook
- * configuration that makes the apiserver call us. Stop runs it backwards: the configuration
- * goes first so the apiserver stops calling before the listener closes.
+ * configuration that makes the apiserver call us. Stop runs it backwards: readiness fails at
+ * once, a locally registered configuration is removed, and the listener keeps serving for
+ * shutdownDelayMs so that endpoints (and load balancers) drop this replica before it closes;
+ * requests the apiserver still sends meanwhile are answered normally.
  */
 import { isIP } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1LabelSelectorRequirement } from '@kubernetes/client-node';
 import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -16,7 +19,13 @@ import { loadKubeConfig } from '../lib/kube.ts';
 import { type HealthServer, startHealthServer } from '../runtime/health-server.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { type AdmissionRequest, admit, isPodCreate, type LoadedTemplate } from './admission.ts';
-import { type CertSource, DirCertSource, SecretCertSource, type ServingCertificate } from './cert-source.ts';
+import {
+  type CertSource,
+  DirCertSource,
+  SecretCertSource,
+  SecretForbiddenError,
+  type ServingCertificate,
+} from './cert-source.ts';
 import {
   DEFAULT_CERT_VALIDITY_MS,
   DEFAULT_SERVICE_NAME,
@@ -27,11 +36,13 @@ import {
 } from './certs.ts';
 import { TEMPLATE_CONFIGMAP_NAME } from './core/contract.ts';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.ts';
-import { startNamespaceLabelSource } from './namespaces.ts';
+import { namespaceLabelsForPod, startNamespaceLabelSource } from './namespaces.ts';
 import {
   applyWebhookConfiguration,
+  assertRegistrable,
   deleteWebhookConfiguration,
   detectMatchConditionsSupport,
+  LOCAL_REGISTRATION_LABELS,
 } from './registration.ts';
 import { type AdmissionServer, parseListen, type ReviewFn, startAdmissionServer } from './server.ts';
 import type { Readiness } from './template-source.ts';
@@ -71,6 +82,12 @@ export interface StartWebhookOptions {
   extraNamespaceSelector?: V1LabelSelectorRequirement[];
   /** Remove the registered configuration on stop (default true). */
   unregisterOnStop?: boolean;
+  /**
+   * On stop, how long to keep serving while not ready before closing the listener, so that
+   * endpoints and load balancers stop sending traffic first (default 0: in-process use and
+   * tests; `netmesh webhook` and `netmesh run` default to 5 s).
+   */
+  shutdownDelayMs?: number;
   logger?: Logger;
   /** Registry for the webhook's metrics (e.g. one shared with the operator in `netmesh run`). */
   registry?: Registry;
@@ -102,6 +119,7 @@ export interface WebhookHandle {
   readiness(): Readiness;
   /** Rotates the self-managed CA and serving certificate now; resolves once the new one is served. */
   rotateNow(): Promise<void>;
+  /** Not ready at once; unregisters, serves on for shutdownDelayMs, then closes everything. */
   stop(): Promise<void>;
 }
 
@@ -143,12 +161,23 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
     );
   }
 
+  const shutdownDelayMs = opts.shutdownDelayMs ?? 0;
+  if (!Number.isFinite(shutdownDelayMs) || shutdownDelayMs < 0) {
+    throw new UserFacingError(`shutdown delay must be 0 or more milliseconds, got ${shutdownDelayMs}`);
+  }
+
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
   };
+  // Separate from cleanups: on stop it runs first, before the delay.
+  let unregister: (() => Promise<void>) | undefined;
 
   try {
+    // Before anything else touches a configuration of that name (the certificate source patches
+    // its caBundle): refuse one that is not a local registration of ours.
+    if (opts.registerUrl) await assertRegistrable(admissionApi, configName);
+
     // Certificates.
     let certs: CertSource;
     if (opts.certDir) {
@@ -180,6 +209,9 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       });
     }
     const serving = await certs.start().catch((err: unknown) => {
+      if (err instanceof SecretForbiddenError) {
+        throw new UserFacingError(`cannot set up the serving certificate: ${err.problem}`, err.hint);
+      }
       const e = err as { code?: number; message?: string; body?: unknown };
       const where = opts.certDir
         ? `from ${opts.certDir}`
@@ -227,7 +259,11 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       if (!isPodCreate(request) || typeof request.namespace !== 'string') {
         return admit(request, { ...base, namespaceLabels: undefined });
       }
-      const ns = await namespaces.labels(request.namespace);
+      const ns = await namespaceLabelsForPod(namespaces, {
+        pod: request.object,
+        namespace: request.namespace,
+        webhookNamespace: opts.namespace,
+      });
       return admit(request, { ...base, namespaceLabels: ns.labels, namespaceLabelsError: ns.error });
     };
     const server: AdmissionServer = await startAdmissionServer({
@@ -258,16 +294,17 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
 
     let stopping = false;
     const readiness = (): Readiness => {
+      if (stopping) return { ok: false, message: 'stopping' };
       const template = templates.readiness();
       const notAfter = certs.current().notAfter;
       const certOk = notAfter.getTime() > Date.now();
       const lines = [
-        stopping ? 'webhook: stopping' : `webhook: serving https://${listen.host}:${server.port}/mutate`,
+        `webhook: serving https://${listen.host}:${server.port}/mutate`,
         `certificate: ${certOk ? 'expires' : 'EXPIRED'} ${notAfter.toISOString()}`,
         template.message,
         `namespaces: ${namespaces.synced ? 'cache synced' : 'cache not synced (falling back to GET)'}`,
       ];
-      return { ok: !stopping && certOk && template.ok, message: lines.join('\n') };
+      return { ok: certOk && template.ok, message: lines.join('\n') };
     };
     let health: HealthServer | undefined;
     if (healthListen) {
@@ -300,6 +337,7 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
           timeoutSeconds: opts.timeoutSeconds,
           matchConditionsSupported,
           extraNamespaceSelector: opts.extraNamespaceSelector,
+          labels: { ...LOCAL_REGISTRATION_LABELS },
         }),
       );
       registered = { name: configName, uid: applied.metadata?.uid };
@@ -311,10 +349,10 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       await certs.sync().catch(() => {});
       if (opts.unregisterOnStop !== false) {
         const r = registered;
-        cleanups.push(async () => {
+        unregister = async () => {
           await deleteWebhookConfiguration(admissionApi, r.name, r.uid);
           logger.info({ webhookConfiguration: r.name }, 'webhook configuration removed');
-        });
+        };
       }
     }
 
@@ -338,12 +376,21 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       readiness,
       rotateNow: () => certs.rotateNow(),
       stop() {
-        stopping = true;
-        stopped ??= cleanup().then(() => logger.info('webhook stopped'));
+        stopped ??= (async () => {
+          stopping = true;
+          logger.info({ shutdownDelayMs }, 'webhook stopping: not ready');
+          await unregister?.().catch((err: Error) =>
+            logger.warn({ err: err.message }, 'could not remove the webhook configuration'),
+          );
+          if (shutdownDelayMs > 0) await sleep(shutdownDelayMs);
+          await cleanup();
+          logger.info('webhook stopped');
+        })();
         return stopped;
       },
     };
   } catch (err) {
+    await unregister?.().catch(() => {});
     await cleanup();
     throw err;
   }

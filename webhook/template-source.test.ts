@@ -69,7 +69,14 @@ describe('reduceTemplate', () => {
   test('a missing key is broken, not absent', () => {
     const r = reduceTemplate(INITIAL_TEMPLATE_STATE, { type: 'upsert', configMap: cm(undefined, '1') }, now);
     assert.equal(r.effect.kind, 'invalid');
-    assert.equal(templateReadiness(r.state, true, 'x').ok, false, 'broken with nothing to fall back to');
+    // Nothing to fall back to: Pods are admitted unchanged, as without a ConfigMap, so still ready.
+    const ready = templateReadiness(r.state, true, 'x');
+    assert.equal(ready.ok, true);
+    assert.match(
+      ready.message,
+      /x is invalid and there is no last good template \(the ConfigMap has no key "config"\)/,
+    );
+    assert.match(ready.message, /admitted unchanged/);
   });
 
   test('a deleted ConfigMap means no template', () => {

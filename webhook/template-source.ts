@@ -8,7 +8,9 @@
  * shown on /readyz and recorded as a Warning Event (reason InvalidTemplate) on the ConfigMap,
  * where `kubectl describe configmap` shows it to whoever made the edit. A key `config` that is
  * missing counts as broken. A deleted ConfigMap is a deliberate "no template": Pods are then
- * admitted unchanged (reason NoTemplate) until it is created again.
+ * admitted unchanged (reason NoTemplate) until it is created again. A broken ConfigMap with no
+ * last good template behind it is the same for admission (NoTemplate) and for readiness (ready,
+ * with the reason in the detail): only the first list decides readiness.
  *
  * The Event is written here, by the template watcher, never by the admission handler, which has
  * no side effects (sideEffects: None). Its name is derived from the ConfigMap's uid and
@@ -99,10 +101,13 @@ export function templateReadiness(state: TemplateState, synced: boolean, where: 
       message: `template: STALE, serving last good template ${state.good.hash}; ${where} is invalid: ${state.error.message}`,
     };
   }
+  // Not being ready would not help: Pods are admitted unchanged (NoTemplate) whether or not this
+  // replica receives them, exactly as with a missing ConfigMap, and an unready Deployment only
+  // hides the cause. The Event, the log and this detail say what to fix.
   if (state.error) {
     return {
-      ok: false,
-      message: `template: ${where} is invalid and there is no last good template: ${state.error.message}`,
+      ok: true,
+      message: `template: none, ${where} is invalid and there is no last good template (${state.error.message}); pods are admitted unchanged`,
     };
   }
   if (!state.present)

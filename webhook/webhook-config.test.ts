@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { V1LabelSelector, V1MutatingWebhook } from '@kubernetes/client-node';
-import { DEFAULT_TLS_SECRET_NAME } from './certs.ts';
 import {
   buildMutatingWebhookConfiguration,
   LEGACY_WEBHOOK_NAME,
@@ -9,7 +8,6 @@ import {
   OBJECT_WEBHOOK_NAME,
   supportsMatchConditions,
   type WebhookConfigOptions,
-  webhookRbacRules,
 } from './webhook-config.ts';
 
 const base: WebhookConfigOptions = {
@@ -161,16 +159,6 @@ describe('buildMutatingWebhookConfiguration', () => {
   test('the builder is pure: same input, same output', () => {
     assert.deepEqual(buildMutatingWebhookConfiguration(base), buildMutatingWebhookConfiguration(base));
   });
-});
-
-test('RBAC rules: least privilege, by name where the API allows it', () => {
-  const { clusterRules, namespaceRules } = webhookRbacRules({ webhookConfigName: 'netmesh' });
-  const mwc = clusterRules.find((r) => r.resources?.includes('mutatingwebhookconfigurations'));
-  assert.deepEqual(mwc?.resourceNames, ['netmesh']);
-  assert.deepEqual(mwc?.verbs, ['get', 'patch']);
-  const secretByName = namespaceRules.find((r) => r.resources?.includes('secrets') && r.resourceNames);
-  assert.deepEqual(secretByName?.resourceNames, [DEFAULT_TLS_SECRET_NAME]);
-  assert.ok(namespaceRules.some((r) => r.resources?.includes('events') && r.verbs.includes('create')));
 });
 
 test('supportsMatchConditions', () => {

@@ -27,7 +27,6 @@ import type {
   V1MatchCondition,
   V1MutatingWebhook,
   V1MutatingWebhookConfiguration,
-  V1PolicyRule,
 } from '@kubernetes/client-node';
 import {
   LEGACY_INJECT_ANNOTATION,
@@ -203,42 +202,4 @@ export function supportsMatchConditions(version: { major: string; minor: string 
   const minor = Number.parseInt(version.minor, 10);
   if (!Number.isFinite(major) || !Number.isFinite(minor)) return false;
   return major > 1 || (major === 1 && minor >= 28);
-}
-
-/**
- * What the webhook needs from the API, for the chart's RBAC (least privilege). Cluster-wide:
- * namespaces (selection reads their labels) and its own configuration, by name, for the
- * caBundle. In its namespace: the TLS Secret, the template ConfigMap and Events about it.
- * Registering and deleting a configuration (--register-url) is for local runs with an admin
- * kubeconfig and is not granted here.
- */
-export function webhookRbacRules(opts: { webhookConfigName: string; tlsSecretName?: string }): {
-  clusterRules: V1PolicyRule[];
-  namespaceRules: V1PolicyRule[];
-} {
-  return {
-    clusterRules: [
-      { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
-      {
-        apiGroups: ['admissionregistration.k8s.io'],
-        resources: ['mutatingwebhookconfigurations'],
-        resourceNames: [opts.webhookConfigName],
-        verbs: ['get', 'patch'],
-      },
-    ],
-    namespaceRules: [
-      // create cannot be limited by resourceNames; get/patch are, to the one Secret.
-      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
-      {
-        apiGroups: [''],
-        resources: ['secrets'],
-        // certs.ts DEFAULT_TLS_SECRET_NAME, not imported to keep this module free of node-forge.
-        resourceNames: [opts.tlsSecretName ?? 'netmesh-webhook-tls'],
-        verbs: ['get', 'patch'],
-      },
-      // list/watch with a fieldSelector on the name still needs list/watch on the collection.
-      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-    ],
-  };
 }

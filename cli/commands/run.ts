@@ -66,10 +66,10 @@ export async function run(argv: string[]): Promise<number> {
   started = true;
   log.info({ identity: operator.identity, webhook: webhook.url, health: health.port }, 'netmesh running');
   await serveUntilSignal(log, async () => {
-    // Stop leading first (drain, release the lease) so the standby takes over at once, then
-    // the webhook, whose stop removes a locally registered configuration before closing.
-    await operator.stop();
-    await webhook?.stop();
+    // Both at once: the operator finishes its in-flight reconciles and releases the lease (so
+    // the standby takes over at once) while the webhook turns unready and keeps serving through
+    // its shutdown delay, so no admission request is dropped during a rollout.
+    await Promise.all([operator.stop(), webhook?.stop()]);
     await health.close();
   });
   return exitCode;

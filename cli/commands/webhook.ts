@@ -22,7 +22,13 @@ const SUMMARY = [
   'With --cert-dir the certificate comes from files (cert-manager) and the caBundle is left alone.',
   '',
   'Local runs and tests: --register-url https://127.0.0.1:<port>/mutate registers the webhook',
-  'configuration itself (server-side apply) and removes it on SIGINT/SIGTERM.',
+  'configuration itself (server-side apply, labelled netmesh.io/registered-by=netmesh-webhook) and',
+  'removes it on SIGINT/SIGTERM. It refuses a configuration of that name it did not register (e.g. the',
+  "Helm chart's): choose another --webhook-config-name. The apiserver calls that URL, so it must be",
+  'reachable from the apiserver: a loopback address only works with an apiserver on this host.',
+  '',
+  'On SIGTERM the webhook turns unready at once, keeps serving for --shutdown-delay so that endpoints',
+  'and load balancers stop sending it requests, then closes.',
 ].join('\n');
 
 export const webhookFlags = {
@@ -51,7 +57,8 @@ export const webhookFlags = {
   },
   'register-url': {
     type: 'string',
-    description: 'register a MutatingWebhookConfiguration calling this https URL (local runs)',
+    description:
+      'register a MutatingWebhookConfiguration calling this https URL (local runs); the apiserver must reach it, so 127.0.0.1 only works with an apiserver on this host',
     env: 'NETMESH_REGISTER_URL',
   },
   'webhook-config-name': {
@@ -117,6 +124,13 @@ export const webhookFlags = {
     env: 'NETMESH_MAX_BODY_BYTES',
     default: String(10 * 1024 * 1024),
   },
+  'shutdown-delay': {
+    type: 'string',
+    description:
+      'on SIGTERM, keep serving this long while unready before closing, so endpoints stop sending requests first (e.g. 5s, 0 to close at once)',
+    env: 'NETMESH_SHUTDOWN_DELAY',
+    default: '5s',
+  },
   'log-level': {
     type: 'string',
     description: 'trace, debug, info, warn or error',
@@ -124,6 +138,8 @@ export const webhookFlags = {
     default: 'info',
   },
 } satisfies Record<string, FlagSpec>;
+
+const MAX_SHUTDOWN_DELAY_MS = 15_000;
 
 type WebhookFlagValues = { [K in keyof typeof webhookFlags]: string | undefined };
 
@@ -140,6 +156,13 @@ export function webhookOptionsFromFlags(v: WebhookFlagValues): StartWebhookOptio
   }
   const certValidityMs = durationFlag('cert-validity', v['cert-validity'], 365 * 24 * 3600 * 1000);
   if (certValidityMs < 60_000) throw new FlagError('--cert-validity must be at least 1m');
+  const shutdownDelayMs = durationFlag('shutdown-delay', v['shutdown-delay'], 5000);
+  if (shutdownDelayMs > MAX_SHUTDOWN_DELAY_MS) {
+    // The delay has to fit, with the rest of the shutdown, into serveUntilSignal's 25 s grace.
+    throw new FlagError(
+      `--shutdown-delay must be at most ${MAX_SHUTDOWN_DELAY_MS / 1000}s (the whole shutdown has 25s), got "${v['shutdown-delay']}"`,
+    );
+  }
   for (const flag of ['listen', 'health-listen'] as const) {
     try {
       parseListen(v[flag] ?? '', flag);
@@ -175,6 +198,7 @@ export function webhookOptionsFromFlags(v: WebhookFlagValues): StartWebhookOptio
     certDir: v['cert-dir'],
     certValidityMs,
     maxBodyBytes: intFlag('max-body-bytes', v['max-body-bytes'], 10 * 1024 * 1024),
+    shutdownDelayMs,
   };
 }
 

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AdmissionregistrationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
-import { createNamespace, deleteNamespace, eventually, useCluster } from '../support.ts';
+import { createNamespace, deleteNamespace, eventually, gone, useCluster } from '../support.ts';
 import {
   courseConfigMap,
   ENABLED,
@@ -40,6 +40,13 @@ function runCli(args: string[], input?: string): Promise<{ code: number; stdout:
   });
 }
 
+function jsonLines(logs: string): Record<string, unknown>[] {
+  return logs
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 describe('netmesh CLI', () => {
   const h = useCluster();
   const scope = testId();
@@ -62,7 +69,7 @@ describe('netmesh CLI', () => {
     for (const ns of [appNs, sysNs]) if (ns) await deleteNamespace(h, ns);
   });
 
-  test('netmesh webhook --register-url serves, injects, and removes its configuration on SIGTERM', async () => {
+  test('netmesh webhook --register-url serves, injects, and on SIGTERM turns unready, unregisters, then exits', async () => {
     const port = await freePort();
     const name = `wh-e2e-cli-${scope}`;
     const child: ChildProcess = spawn(
@@ -88,7 +95,7 @@ describe('netmesh CLI', () => {
       {
         cwd: root,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NETMESH_TIMEOUT_SECONDS: '7' },
+        env: { ...process.env, NETMESH_TIMEOUT_SECONDS: '7', NETMESH_SHUTDOWN_DELAY: '3s' },
       },
     );
     let logs = '';
@@ -98,7 +105,14 @@ describe('netmesh CLI', () => {
     child.stderr!.on('data', (d: Buffer) => {
       logs += d.toString();
     });
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    let running = true;
+    let terminated = false;
+    const exited = new Promise<number | null>((r) =>
+      child.on('exit', (code) => {
+        running = false;
+        r(code);
+      }),
+    );
     const admission = h.kc.makeApiClient(AdmissionregistrationV1Api);
     try {
       const config = await eventually(
@@ -120,29 +134,92 @@ describe('netmesh CLI', () => {
         ),
         'server-side apply with field manager netmesh-webhook',
       );
+      assert.equal(
+        config.metadata?.labels?.['netmesh.io/registered-by'],
+        'netmesh-webhook',
+        'labelled as a local registration, so a re-run may update it',
+      );
       await waitUntilInjecting(h, appNs);
       const pod = await h.core.createNamespacedPod({
         namespace: appNs,
         body: parse(readFileSync('/work/shared/examples/seed-myapp-pod.yaml', 'utf8')) as V1Pod,
       });
       assert.ok(isInjected(pod));
-      const line = logs
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .find((l) => l['msg'] === 'admission' && l['name'] === 'myapp-pod');
+      const line = jsonLines(logs).find((l) => l['msg'] === 'admission' && l['name'] === 'myapp-pod');
       assert.ok(line, 'one log line per admission');
       assert.equal(line['namespace'], appNs);
       assert.equal(line['decision'], 'injected');
       assert.equal(typeof line['durationMs'], 'number');
+
+      const started = jsonLines(logs).find((l) => l['msg'] === 'webhook started');
+      const health = String(started?.['health']);
+      assert.match(health, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal((await fetch(`${health}/readyz`)).status, 200);
+      terminated = child.kill('SIGTERM');
+      // NETMESH_SHUTDOWN_DELAY=3s: unready and unregistered at once, still up for the delay.
+      await eventually('/readyz to fail with "stopping"', async () => {
+        const res = await fetch(`${health}/readyz`);
+        return res.status === 503 && /webhook failed: stopping/.test(await res.text());
+      });
+      await eventually('the configuration removed', () =>
+        gone(() => admission.readMutatingWebhookConfiguration({ name })),
+      );
+      assert.ok(running, 'still serving during the shutdown delay');
     } finally {
-      child.kill('SIGTERM');
+      // Once only: a second SIGTERM ends the process at once, as it would for anyone.
+      if (!terminated) child.kill('SIGTERM');
     }
     assert.equal(await exited, 0, logs.slice(-2000));
     await assert.rejects(
       admission.readMutatingWebhookConfiguration({ name }),
       (err: { code?: number }) => err.code === 404,
     );
+  });
+
+  test("netmesh webhook --register-url refuses the chart's configuration and says what to do", async () => {
+    const admission = h.kc.makeApiClient(AdmissionregistrationV1Api);
+    const name = `wh-e2e-cli-helm-${scope}`;
+    await admission.createMutatingWebhookConfiguration({
+      body: {
+        metadata: {
+          name,
+          labels: { 'app.kubernetes.io/managed-by': 'Helm' },
+          annotations: { 'meta.helm.sh/release-name': 'netmesh', 'meta.helm.sh/release-namespace': sysNs },
+        },
+        webhooks: [],
+      },
+    });
+    try {
+      const port = await freePort();
+      const res = await runCli([
+        'webhook',
+        '--kubeconfig',
+        h.cluster.kubeconfigPath,
+        '--namespace',
+        sysNs,
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--health-listen',
+        '127.0.0.1:0',
+        '--register-url',
+        `https://127.0.0.1:${port}/mutate`,
+        '--webhook-config-name',
+        name,
+      ]);
+      assert.equal(res.code, 1, res.stderr);
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `MutatingWebhookConfiguration ${name} belongs to Helm release netmesh in namespace ${sysNs}`,
+        ),
+      );
+      assert.match(res.stderr, /--webhook-config-name/);
+      const still = await admission.readMutatingWebhookConfiguration({ name });
+      assert.deepEqual(still.webhooks ?? [], [], 'left untouched');
+      assert.equal(still.metadata?.labels?.['netmesh.io/registered-by'], undefined);
+    } finally {
+      await admission.deleteMutatingWebhookConfiguration({ name }).catch(() => {});
+    }
   });
 
   test('netmesh inject -f with --template, and with the template read from the cluster', async () => {

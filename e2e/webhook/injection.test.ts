@@ -3,7 +3,7 @@
 // templates, warnings, readiness and metrics.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
+import { type CoreV1Event, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { STATUS_ANNOTATION } from '../../webhook/core/contract.ts';
 import { parseInjectionStatus } from '../../webhook/core/inject.ts';
 import { deleteNamespace, eventually, useCluster } from '../support.ts';
@@ -13,6 +13,7 @@ import {
   createPodWithWarnings,
   ENABLED,
   isInjected,
+  probePod,
   type ScopedWebhook,
   startScopedWebhook,
   waitUntilInjecting,
@@ -291,6 +292,8 @@ describe('webhook injection through the apiserver', () => {
       namespace: w.systemNamespace,
       name: 'netmesh-webhook-tls',
     });
+    // Opaque, as the chart pre-creates it (a Secret's type cannot change afterwards).
+    assert.equal(secret.type, 'Opaque');
     const d = (k: string) => Buffer.from(secret.data![k]!, 'base64').toString('utf8');
     const info = inspectCertificate(d('tls.crt'));
     assert.ok(info.dnsNames.includes(`netmesh-webhook.${w.systemNamespace}.svc`));
@@ -328,5 +331,68 @@ describe('webhook injection through the apiserver', () => {
       (await httpGet(w.webhook.healthPort!, '/metrics')).text,
       /netmesh_webhook_skips_total\{reason="NoTemplate"\} 1/,
     );
+  });
+
+  test('a broken ConfigMap with no last good template: admitted unchanged (NoTemplate), still ready', async () => {
+    // Follows the test above: the ConfigMap is gone, so there is no last good template.
+    assert.equal(w.webhook.template(), undefined);
+    const created = await h.core.createNamespacedConfigMap({
+      namespace: w.systemNamespace,
+      body: {
+        metadata: { name: 'envoy-initializer' },
+        data: { config: 'containers:\n  - name: Envoy_Proxy\n    image: envoy\n' },
+      },
+    });
+    await eventually('the broken template seen', async () => {
+      const state = w.webhook.readiness().message;
+      return /is invalid and there is no last good template/.test(state);
+    });
+    const body = await coursePod();
+    body.metadata!.name = 'broken-no-fallback';
+    const res = await createPodWithWarnings(h.kc, enabledNs, body);
+    assert.equal(res.status, 201, res.text);
+    assert.equal(isInjected(res.pod), false);
+    assert.ok(
+      res.warnings.some((x) => x.startsWith('netmesh: sidecar not injected (NoTemplate)')),
+      JSON.stringify(res.warnings),
+    );
+    const ready = await httpGet(w.webhook.healthPort!, '/readyz?verbose');
+    assert.equal(ready.status, 200, 'as ready as with no ConfigMap: not being ready would change nothing');
+    assert.match(
+      ready.text,
+      /\[\+\]webhook ok: .*is invalid and there is no last good template \(.*DNS-1123/,
+    );
+    assert.equal(w.webhook.readiness().ok, true);
+    await h.core.deleteNamespacedConfigMap({
+      namespace: w.systemNamespace,
+      name: created.metadata!.name!,
+    });
+  });
+
+  test('a namespace labelled a moment ago is injected at once (stale cache re-read)', async () => {
+    const ns = await w.namespace('wh-late');
+    namespaces.push(ns);
+    // Restore a template first (the tests above removed it).
+    const cm = await courseConfigMap();
+    await h.core
+      .createNamespacedConfigMap({
+        namespace: w.systemNamespace,
+        body: { metadata: { name: 'envoy-initializer' }, data: cm.data },
+      })
+      .catch((err: { code?: number }) => {
+        if (err.code !== 409) throw err;
+      });
+    await eventually('the template back', async () => w.webhook.template() !== undefined);
+    // Give the namespace informer time to cache the namespace without the label.
+    await new Promise((r) => setTimeout(r, 1000));
+    await h.core.patchNamespace(
+      { name: ns, body: { metadata: { labels: ENABLED } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    // At once: the apiserver selects the Pod by the new label; the webhook must agree even if
+    // its cache has not seen the label yet. The watch usually wins this race on a local
+    // apiserver, so this checks the end result; webhook/namespaces.test.ts pins the re-read.
+    const pod = await h.core.createNamespacedPod({ namespace: ns, body: probePod(), dryRun: 'All' });
+    assert.ok(isInjected(pod));
   });
 });

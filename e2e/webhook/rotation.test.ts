@@ -62,9 +62,14 @@ interface Load {
 }
 
 /**
- * Failures caused by this test's webhook: those naming another webhook URL come from other
- * configurations on the shared cluster that also select namespaces labelled
- * netmesh.io/injection=enabled; they are reported, not counted.
+ * Failures caused by this test's webhook. The webhook suites scope their configurations to
+ * their own namespaces, but the Helm chart's configuration cannot be scoped (the chart has no
+ * extra namespaceSelector) and selects every namespace labelled netmesh.io/injection=enabled:
+ * e2e/chart.test.ts installs it with failurePolicy Fail, pointing at a Service without endpoints
+ * or at a process that is starting or stopping. `npm test` runs one file at a time, so the two
+ * never overlap there; two runs sharing one cluster (NETMESH_E2E_KUBECONFIG) do. A failure that
+ * names another webhook's URL is therefore reported, not counted; one naming ours, or no URL at
+ * all, is counted.
  */
 function ours(failures: string[], hostPort: string, log: (s: string) => void): string[] {
   return failures.filter((f) => {
@@ -201,7 +206,11 @@ describe('certificate rotation', () => {
       { timeoutMs: 20_000 },
     );
     assert.notEqual(final[0], oldCa);
-    assert.equal(splitPemBundle(a.caBundle()!).length, 1);
+    // The configuration is patched by whichever replica dropped the old CA first; A's own view
+    // follows on its next resync.
+    await eventually('A to drop the old CA too', async () => splitPemBundle(a.caBundle()!).length === 1, {
+      timeoutMs: 10_000,
+    });
     await new Promise((r) => setTimeout(r, 1000));
     const result = await load.stop();
 
@@ -211,7 +220,10 @@ describe('certificate rotation', () => {
       'no Pod create failed during the rotation',
     );
     assert.equal(result.notInjected, 0);
-    assert.ok(result.total > 30, `enough traffic to mean something (${result.total} creates)`);
+    assert.ok(
+      result.total - result.failures.length > 30,
+      `enough traffic to mean something (${result.total} creates, ${result.failures.length} failed)`,
+    );
     assert.ok(
       lb.connections.every((n) => n > 0),
       `both replicas served (${lb.connections.join('/')} connections)`,

@@ -91,3 +91,22 @@ export async function serviceAccountKubeconfig(
   process.once('exit', remove);
   return { path, token, remove };
 }
+
+/**
+ * Arguments of `netmesh run` on the host for a release installed with
+ * webhook.localRunURL=https://127.0.0.1:<port>/mutate: the chart's names, in its namespace.
+ */
+export function hostRunArgs(r: ChartRelease, kubeconfigPath: string, port: number): string[] {
+  return [
+    ...['--kubeconfig', kubeconfigPath, '--namespace', r.namespace, '--listen', `127.0.0.1:${port}`],
+    ...[
+      '--service-name',
+      r.fullname,
+      '--webhook-config-name',
+      r.fullname,
+      '--lease-name',
+      `${r.fullname}-operator`,
+    ],
+    ...['--tls-secret', 'netmesh-webhook-tls', '--envoy-bootstrap-configmap', 'envoy'],
+  ];
+}

@@ -7,7 +7,13 @@ import { after, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { buildMutatingWebhookConfiguration } from '../webhook/webhook-config.ts';
-import { CHART_DIR, installChart, serviceAccountKubeconfig, uninstallChart } from './chart-install.ts';
+import {
+  CHART_DIR,
+  hostRunArgs,
+  installChart,
+  serviceAccountKubeconfig,
+  uninstallChart,
+} from './chart-install.ts';
 import { freePort } from './controlplane/local.ts';
 import { MANIFEST_PATH, readmeValuesSection, renderManifest, valuesTable } from './generate.ts';
 import { type NetmeshProcess, startNetmesh } from './netmesh-process.ts';
@@ -220,7 +226,7 @@ describe('helm chart on the control plane', () => {
 
     test('netmesh run injects Pods and reconciles Networks with only the chart RBAC', async () => {
       const port = await freePort();
-      installChart(h.cluster.kubeconfigPath, release, systemNs, {
+      const chart = installChart(h.cluster.kubeconfigPath, release, systemNs, {
         'webhook.localRunURL': `https://127.0.0.1:${port}/mutate`,
         'webhook.failurePolicy': 'Fail',
         replicaCount: 1,
@@ -228,24 +234,7 @@ describe('helm chart on the control plane', () => {
       const sa = await serviceAccountKubeconfig(h.kc, systemNs, 'netmesh');
       identity = sa.path;
       removeToken = sa.remove;
-      proc = await startNetmesh('run', [
-        '--kubeconfig',
-        identity,
-        '--namespace',
-        systemNs,
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--service-name',
-        'netmesh',
-        '--webhook-config-name',
-        'netmesh',
-        '--lease-name',
-        'netmesh-operator',
-        '--tls-secret',
-        'netmesh-webhook-tls',
-        '--envoy-bootstrap-configmap',
-        'envoy',
-      ]);
+      proc = await startNetmesh('run', hostRunArgs(chart, identity, port));
       await proc.waitReady(60_000);
       const admission = h.kc.makeApiClient(k8s.AdmissionregistrationV1Api);
       await eventually('caBundle patched into the chart webhook configuration', async () => {

@@ -8,7 +8,14 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { UserFacingError } from '../lib/errors.ts';
-import { installChart, releaseExists, serviceAccountKubeconfig, uninstallChart } from './chart-install.ts';
+import { COURSE_POD_YAML } from '../webhook/core/test-fixtures.ts';
+import {
+  hostRunArgs,
+  installChart,
+  releaseExists,
+  serviceAccountKubeconfig,
+  uninstallChart,
+} from './chart-install.ts';
 import { acquireCluster } from './cluster.ts';
 import { freePort } from './controlplane/local.ts';
 import { startNetmesh } from './netmesh-process.ts';
@@ -19,25 +26,12 @@ const root = resolve(fileURLToPath(import.meta.url), '..', '..');
 const SYSTEM_NS = 'netmesh-system';
 const DEMO_NS = 'netmesh-demo';
 
-const COURSE_POD = `apiVersion: v1
-kind: Pod
-metadata:
-  name: myapp-pod
-  labels:
-    app: myapp
-spec:
-  containers:
-    - name: myapp-container
-      image: busybox
-      command: ['sh', '-c', 'echo Hello Kubernetes! && sleep 3600']
-`;
-
 function coursePod(): string {
   // The course's manifest when ../shared is beside the checkout; the same Pod inline otherwise.
   try {
     return readFileSync(join(root, '..', 'shared', 'examples', 'seed-myapp-pod.yaml'), 'utf8');
   } catch {
-    return COURSE_POD;
+    return COURSE_POD_YAML;
   }
 }
 
@@ -92,7 +86,7 @@ export async function runDemo(): Promise<void> {
       );
     }
     const port = await freePort();
-    installChart(kubeconfig, 'netmesh', SYSTEM_NS, {
+    const chart = installChart(kubeconfig, 'netmesh', SYSTEM_NS, {
       'webhook.localRunURL': `https://127.0.0.1:${port}/mutate`,
       // On a cluster we did not start, the apiserver may not reach this host: admit rather than block.
       'webhook.failurePolicy': cluster.owned ? 'Fail' : 'Ignore',
@@ -109,28 +103,9 @@ export async function runDemo(): Promise<void> {
     step("netmesh run on this host, as the chart's ServiceAccount (token from the TokenRequest API)");
     const identity = await serviceAccountKubeconfig(cluster.kc, SYSTEM_NS, 'netmesh', 24 * 3600);
     removeToken = identity.remove;
-    netmesh = await startNetmesh(
-      'run',
-      [
-        '--kubeconfig',
-        identity.path,
-        '--namespace',
-        SYSTEM_NS,
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--service-name',
-        'netmesh',
-        '--webhook-config-name',
-        'netmesh',
-        '--lease-name',
-        'netmesh-operator',
-        '--tls-secret',
-        'netmesh-webhook-tls',
-        '--envoy-bootstrap-configmap',
-        'envoy',
-      ],
-      { NETMESH_LOG_LEVEL: 'info' },
-    );
+    netmesh = await startNetmesh('run', hostRunArgs(chart, identity.path, port), {
+      NETMESH_LOG_LEVEL: 'info',
+    });
     await netmesh.waitReady(60_000);
     show(
       `webhook https://127.0.0.1:${port}/mutate, health http://127.0.0.1:${netmesh.healthPort}/readyz, logs ${netmesh.logFile}`,

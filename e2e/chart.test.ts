@@ -71,6 +71,29 @@ describe('helm chart: static checks', () => {
       assert.equal(w.clientConfig.caBundle, undefined, 'never an empty caBundle');
   });
 
+  test('extraNamespaceSelector scopes every webhook, as `netmesh webhook` does', () => {
+    const rendered = render([
+      '--set',
+      'webhook.extraNamespaceSelector[0].key=team',
+      '--set',
+      'webhook.extraNamespaceSelector[0].operator=In',
+      '--set',
+      'webhook.extraNamespaceSelector[0].values[0]=canary',
+    ]).find(
+      (o) => o.kind === 'MutatingWebhookConfiguration',
+    ) as unknown as k8s.V1MutatingWebhookConfiguration;
+    const built = buildMutatingWebhookConfiguration({
+      name: 'netmesh',
+      namespace: 'netmesh-system',
+      clientConfig: { service: { name: 'netmesh', namespace: 'netmesh-system', path: '/mutate', port: 443 } },
+      failurePolicy: 'Ignore',
+      timeoutSeconds: 10,
+      matchConditionsSupported: true,
+      extraNamespaceSelector: [{ key: 'team', operator: 'In', values: ['canary'] }],
+    });
+    assert.deepEqual(rendered.webhooks, JSON.parse(JSON.stringify(built.webhooks)));
+  });
+
   test('pod security and probes', () => {
     const dep = render().find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
     const pod = dep.spec!.template.spec!;

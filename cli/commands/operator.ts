@@ -13,13 +13,14 @@ const SUMMARY =
 export async function run(argv: string[]): Promise<number> {
   const { values, help } = parseFlags('operator', SUMMARY, argv, operatorFlags);
   if (help) return 0;
+  const options = operatorOptionsFromFlags(values); // bad flags fail before anything starts
   const log = createLogger('netmesh');
   const kc = loadKubeConfig(values.kubeconfig);
   const registry = new Registry();
   const health = await startHealthServer({ ...parseListen(values['health-listen']!), registry, log });
   let exitCode = 0;
   const operator = await startOperator({
-    ...operatorOptionsFromFlags(values),
+    ...options,
     kc,
     log,
     registry,

@@ -23,10 +23,11 @@ export async function run(argv: string[]): Promise<number> {
   const { values, help } = parseFlags('run', SUMMARY, argv, runFlags);
   if (help) return 0;
   const log = createLogger('netmesh', values['log-level'] ? { level: values['log-level'] } : {});
-  const kc = loadKubeConfig(values.kubeconfig);
-  const registry = new Registry();
+  // Bad flags fail before anything starts.
   const webhookOptions = webhookOptionsFromFlags(values);
   const operatorOptions = operatorOptionsFromFlags(values);
+  const kc = loadKubeConfig(values.kubeconfig);
+  const registry = new Registry();
   const health = await startHealthServer({ ...parseListen(values['health-listen']!), registry, log });
   let started = false;
   health.addReadinessCheck('startup', () => started || 'starting');

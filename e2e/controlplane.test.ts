@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { createNamespace, eventually, isNotFound, useCluster } from './support.ts';
+import { createDeployment, createNamespace, eventually, isNotFound, useCluster } from './support.ts';
 
 describe('control plane', () => {
   const h = useCluster();
@@ -29,20 +29,7 @@ describe('control plane', () => {
     const cm = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'settings' });
     assert.equal(cm.data?.['a'], '1');
 
-    await h.apps.createNamespacedDeployment({
-      namespace: ns,
-      body: {
-        metadata: { name: 'web' },
-        spec: {
-          replicas: 2,
-          selector: { matchLabels: { app: 'web' } },
-          template: {
-            metadata: { labels: { app: 'web' } },
-            spec: { containers: [{ name: 'web', image: 'busybox' }] },
-          },
-        },
-      },
-    });
+    await createDeployment(h, ns, 'web');
     const rs = await eventually('a ReplicaSet owned by the Deployment', async () => {
       const list = await h.apps.listNamespacedReplicaSet({ namespace: ns });
       return list.items.find((r) =>

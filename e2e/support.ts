@@ -90,3 +90,23 @@ export async function deleteNamespace(h: ClusterHandle, name: string): Promise<v
     if (!isNotFound(err)) throw err;
   });
 }
+
+/** A two-replica busybox Deployment labelled app=<name>; kube-controller-manager makes its Pods. */
+export async function createDeployment(
+  h: ClusterHandle,
+  namespace: string,
+  name: string,
+  replicas = 2,
+): Promise<void> {
+  await h.apps.createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: { name },
+      spec: {
+        replicas,
+        selector: { matchLabels: { app: name } },
+        template: { metadata: { labels: { app: name } }, spec: { containers: [{ name, image: 'busybox' }] } },
+      },
+    },
+  });
+}

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { type CoreV1Event, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { STATUS_ANNOTATION } from '../../webhook/core/contract.ts';
 import { parseInjectionStatus } from '../../webhook/core/inject.ts';
-import { deleteNamespace, eventually, useCluster } from '../support.ts';
+import { createDeployment, deleteNamespace, eventually, useCluster } from '../support.ts';
 import {
   courseConfigMap,
   coursePod,
@@ -154,20 +154,7 @@ describe('webhook injection through the apiserver', () => {
   });
 
   test("a Deployment's Pods (generateName, created by kube-controller-manager) are injected exactly once", async () => {
-    await h.apps.createNamespacedDeployment({
-      namespace: enabledNs,
-      body: {
-        metadata: { name: 'web' },
-        spec: {
-          replicas: 2,
-          selector: { matchLabels: { app: 'web' } },
-          template: {
-            metadata: { labels: { app: 'web' } },
-            spec: { containers: [{ name: 'web', image: 'busybox' }] },
-          },
-        },
-      },
-    });
+    await createDeployment(h, enabledNs, 'web');
     const pods = await eventually('two Pods of the Deployment', async () => {
       const list = await h.core.listNamespacedPod({ namespace: enabledNs, labelSelector: 'app=web' });
       return list.items.length === 2 ? list.items : undefined;

@@ -199,14 +199,14 @@ describe('names', () => {
     assert.match(cniNetworkName('', ''), CNI_NAME);
 
     const namespace = 'n'.repeat(63);
-    const long = cniNetworkName(namespace, 'q'.repeat(253));
+    const long = cniNetworkName(namespace, 'x'.repeat(253));
     assert.equal(long.length, MAX_NETWORK_NAME_LENGTH);
     assert.match(long, CNI_NAME);
-    assert.ok(long.startsWith(`${namespace}-${'q'.repeat(20)}`));
+    assert.ok(long.startsWith(`${namespace}-${'x'.repeat(20)}`));
     assert.match(long, /-[0-9a-f]{10}$/);
     assert.notEqual(
       long,
-      cniNetworkName(namespace, `${'q'.repeat(252)}y`),
+      cniNetworkName(namespace, `${'x'.repeat(252)}y`),
       'truncation keeps names distinct',
     );
     assert.equal(long, cniNetworkName(namespace, 'x'.repeat(253)));

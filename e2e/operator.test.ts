@@ -384,22 +384,27 @@ describe('network operator', () => {
 
   test('a replica that loses its lease stops reconciling and exits', async () => {
     const coord = h.kc.makeApiClient(k8s.CoordinationV1Api);
-    const lease = await coord.readNamespacedLease({ namespace: systemNs, name: 'netmesh-operator' });
-    const now = new k8s.V1MicroTime();
+    // Read-modify-write of the Lease, retried on 409: the leader renews it every 500 ms.
+    const overwrite = (spec: (s: k8s.V1LeaseSpec) => k8s.V1LeaseSpec) =>
+      eventually('the Lease overwritten', async () => {
+        const lease = await coord.readNamespacedLease({ namespace: systemNs, name: 'netmesh-operator' });
+        await coord.replaceNamespacedLease({
+          namespace: systemNs,
+          name: 'netmesh-operator',
+          body: { ...lease, spec: spec(lease.spec ?? {}) },
+        });
+        return true;
+      });
     // Someone else takes the lease (as after a network partition): the leader cannot renew.
-    await coord.replaceNamespacedLease({
-      namespace: systemNs,
-      name: 'netmesh-operator',
-      body: {
-        ...lease,
-        spec: {
-          ...lease.spec,
-          holderIdentity: 'intruder',
-          leaseDurationSeconds: 60,
-          renewTime: now,
-          acquireTime: now,
-        },
-      },
+    await overwrite((spec) => {
+      const now = new k8s.V1MicroTime();
+      return {
+        ...spec,
+        holderIdentity: 'intruder',
+        leaseDurationSeconds: 60,
+        renewTime: now,
+        acquireTime: now,
+      };
     });
     const code = await Promise.race([
       operator.exited,
@@ -408,12 +413,7 @@ describe('network operator', () => {
     assert.equal(code, 1, 'the replica exits with an error so it restarts as a standby');
     assert.match(operator.logs(), /lost leadership/);
     // Hand the lease back and start a fresh replica for the remaining tests.
-    const current = await coord.readNamespacedLease({ namespace: systemNs, name: 'netmesh-operator' });
-    await coord.replaceNamespacedLease({
-      namespace: systemNs,
-      name: 'netmesh-operator',
-      body: { ...current, spec: { ...current.spec, holderIdentity: '', leaseDurationSeconds: 1 } },
-    });
+    await overwrite((spec) => ({ ...spec, holderIdentity: '', leaseDurationSeconds: 1 }));
     operator = await startNetmesh('operator', operatorArgs('replica-d'));
     await operator.waitReady();
     await createNet('after-loss', { cidr: '10.80.0.0/24' });

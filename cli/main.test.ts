@@ -17,7 +17,7 @@ describe('netmesh CLI', () => {
   test('--help lists every command', () => {
     const r = netmesh('--help');
     assert.equal(r.status, 0);
-    for (const c of ['run', 'operator', 'webhook', 'inject', 'explain', 'demo'])
+    for (const c of ['run', 'operator', 'webhook', 'inject', 'explain'])
       assert.match(r.stdout, new RegExp(`^  ${c} `, 'm'));
   });
 

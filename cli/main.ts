@@ -20,13 +20,13 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: 'add the sidecar to a manifest offline, as the webhook would (-f file)',
     load: () => import('./commands/inject.ts'),
   },
+  version: {
+    summary: 'print the version, commit, Node and Kubernetes client versions',
+    load: () => import('./commands/version.ts'),
+  },
   explain: {
     summary: 'explain whether and why the webhook would inject a Pod (-f pod.yaml)',
     load: () => import('./commands/explain.ts'),
-  },
-  demo: {
-    summary: 'bring up a local control plane and show netmesh working (npm start)',
-    load: () => import('./commands/demo.ts'),
   },
 };
 
@@ -50,10 +50,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return 0;
   }
-  if (name === '--version') {
-    console.log('netmesh 0.1.0');
-    return 0;
-  }
+  if (name === '--version') return (await import('./commands/version.ts')).run([]);
   const cmd = commands[name];
   if (!cmd) {
     console.error(`netmesh: unknown command "${name}"\n\n${usage()}`);
@@ -64,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
 
 // Long-running commands exit explicitly once they have shut down (or failed to start): timers
 // and sockets of a half-started component must not keep a dead process up and looking healthy.
-const DAEMONS = new Set(['run', 'operator', 'webhook', 'demo']);
+const DAEMONS = new Set(['run', 'operator', 'webhook']);
 const argv = process.argv.slice(2);
 try {
   const code = await main(argv);

@@ -6,19 +6,19 @@ import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { buildMutatingWebhookConfiguration } from '../webhook/webhook-config.ts';
 import {
   CHART_DIR,
   hostRunArgs,
   installChart,
   serviceAccountKubeconfig,
   uninstallChart,
-} from './chart-install.ts';
-import { freePort } from './controlplane/local.ts';
+} from '../cluster/chart.ts';
+import { freePort } from '../cluster/controlplane.ts';
+import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts';
+import { helm, kubectl } from '../cluster/tools.ts';
+import { buildMutatingWebhookConfiguration } from '../webhook/webhook-config.ts';
 import { MANIFEST_PATH, readmeValuesSection, renderManifest, valuesTable } from './generate.ts';
-import { type NetmeshProcess, startNetmesh } from './netmesh-process.ts';
 import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
-import { helm, kubectl } from './tools.ts';
 
 type Obj = k8s.KubernetesObject & Record<string, unknown>;
 
@@ -266,7 +266,7 @@ describe('helm chart on the control plane', () => {
       });
 
       appNs = await createNamespace(h, 'chart-app', { 'netmesh.io/injection': 'enabled' });
-      const pod = parseYaml(readFileSync('../shared/examples/seed-myapp-pod.yaml', 'utf8')) as k8s.V1Pod;
+      const pod = parseYaml(readFileSync('examples/seed-myapp-pod.yaml', 'utf8')) as k8s.V1Pod;
       await eventually('the course Pod admitted through the webhook', async () =>
         h.core.createNamespacedPod({ namespace: appNs, body: pod }).then(() => true),
       );

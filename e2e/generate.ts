@@ -9,8 +9,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
-import { CHART_DIR } from './chart-install.ts';
-import { ensureTools } from './tools.ts';
+import { CHART_DIR } from '../cluster/chart.ts';
+import { ensureTools } from '../cluster/tools.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const MANIFEST_PATH = join(root, 'deploy', 'netmesh.yaml');

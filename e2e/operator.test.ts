@@ -7,11 +7,11 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
+import { installChart, serviceAccountKubeconfig, uninstallChart } from '../cluster/chart.ts';
+import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts';
+import { kubectl } from '../cluster/tools.ts';
 import { CONFLIST_KEY, type Network } from '../operator/model.ts';
-import { installChart, serviceAccountKubeconfig, uninstallChart } from './chart-install.ts';
-import { type NetmeshProcess, startNetmesh } from './netmesh-process.ts';
 import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
-import { kubectl } from './tools.ts';
 
 const GROUP = 'netmesh.io';
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);

@@ -2,7 +2,7 @@
 // plane of the run when there is one), polling with a deadline, and throwaway namespaces.
 import { after, before } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { acquireCluster, type TestCluster } from './cluster.ts';
+import { acquireCluster, type TestCluster } from '../cluster/target.ts';
 
 export interface ClusterHandle {
   cluster: TestCluster;
@@ -86,12 +86,18 @@ export async function createNamespace(
 }
 
 export async function deleteNamespace(h: ClusterHandle, name: string): Promise<void> {
+  // Pods on the node would get their full grace period (30 s for a shell that ignores SIGTERM,
+  // like the course Pod's): tests end them at once.
+  await h.core.deleteCollectionNamespacedPod({ namespace: name, gracePeriodSeconds: 0 }).catch(() => {});
   await h.core.deleteNamespace({ name }).catch((err) => {
     if (!isNotFound(err)) throw err;
   });
 }
 
-/** A two-replica busybox Deployment labelled app=<name>; kube-controller-manager makes its Pods. */
+/**
+ * A busybox Deployment labelled app=<name> that sleeps; kube-controller-manager makes its
+ * Pods and, on a cluster with a node, they really run.
+ */
 export async function createDeployment(
   h: ClusterHandle,
   namespace: string,
@@ -105,7 +111,10 @@ export async function createDeployment(
       spec: {
         replicas,
         selector: { matchLabels: { app: name } },
-        template: { metadata: { labels: { app: name } }, spec: { containers: [{ name, image: 'busybox' }] } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: { containers: [{ name, image: 'busybox', command: ['sleep', '3600'] }] },
+        },
       },
     },
   });

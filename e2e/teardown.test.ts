@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { cachedBinaries } from './controlplane/build.ts';
-import { isAlive as alive } from './controlplane/processes.ts';
+import { cachedBinaries } from '../cluster/build.ts';
+import { isAlive as alive } from '../cluster/processes.ts';
 import { eventually } from './support.ts';
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'hold-control-plane.ts');
@@ -33,12 +33,12 @@ async function startHolder(): Promise<{ pid: number; pids: number[]; dir: string
 
 const skip = cachedBinaries()
   ? false
-  : 'the local control plane is not built on this machine (run npm run controlplane:build)';
+  : 'the local cluster is not built on this machine (run npm run cluster:build)';
 
 describe('control plane teardown', { skip }, () => {
   test('SIGTERM to the owning process leaves no control-plane process or temp dir', async () => {
     const holder = await startHolder();
-    assert.equal(holder.pids.length, 3);
+    assert.equal(holder.pids.length, 4, 'etcd, kube-apiserver, kube-controller-manager, kube-scheduler');
     for (const pid of holder.pids) assert.ok(alive(pid), `component ${pid} runs before the signal`);
     assert.ok(existsSync(holder.dir));
     process.kill(holder.pid, 'SIGTERM');

@@ -6,10 +6,10 @@ import { connect } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
 import jsonpatch from 'fast-json-patch';
 import { pino } from 'pino';
+import { coursePod, courseTemplate } from '../examples/course.ts';
 import { createCertificateAuthority, issueCertificate } from '../lib/pki.ts';
 import { type AdmissionRequest, type AdmitContext, admit } from './admission.ts';
 import { STATUS_ANNOTATION } from './core/contract.ts';
-import { coursePod, courseTemplate } from './core/test-fixtures.ts';
 import { createWebhookMetrics } from './metrics.ts';
 import { type AdmissionServer, parseListen, startAdmissionServer } from './server.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { V1ConfigMap } from '@kubernetes/client-node';
-import { courseTemplateText } from './core/test-fixtures.ts';
+import { courseTemplateText } from '../examples/course.ts';
 import {
   eventNameFor,
   INITIAL_TEMPLATE_STATE,

@@ -17,7 +17,7 @@ kubeconfig="$PWD/.netmesh/kind.kubeconfig"
 mkdir -p .netmesh
 node=node_modules/.bin/node
 
-tools=$("$node" -e 'import("./e2e/tools.ts").then(m => console.log(JSON.stringify(m.ensureTools())))')
+tools=$("$node" -e 'import("./cluster/tools.ts").then(m => console.log(JSON.stringify(m.ensureTools())))')
 kubectl_bin=$("$node" -e 'console.log(JSON.parse(process.argv[1]).kubectl)' "$tools")
 helm_bin=$("$node" -e 'console.log(JSON.parse(process.argv[1]).helm)' "$tools")
 k() { "$kubectl_bin" --kubeconfig "$kubeconfig" "$@"; }

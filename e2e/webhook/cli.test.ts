@@ -142,7 +142,7 @@ describe('netmesh CLI', () => {
       await waitUntilInjecting(h, appNs);
       const pod = await h.core.createNamespacedPod({
         namespace: appNs,
-        body: parse(readFileSync('/work/shared/examples/seed-myapp-pod.yaml', 'utf8')) as V1Pod,
+        body: parse(readFileSync('examples/seed-myapp-pod.yaml', 'utf8')) as V1Pod,
       });
       assert.ok(isInjected(pod));
       const line = jsonLines(logs).find((l) => l['msg'] === 'admission' && l['name'] === 'myapp-pod');
@@ -227,7 +227,7 @@ describe('netmesh CLI', () => {
     writeFileSync(
       manifest,
       [
-        readFileSync('/work/shared/examples/seed-myapp-pod.yaml', 'utf8'),
+        readFileSync('examples/seed-myapp-pod.yaml', 'utf8'),
         '---',
         'apiVersion: apps/v1',
         'kind: Deployment',
@@ -251,7 +251,7 @@ describe('netmesh CLI', () => {
       '-f',
       manifest,
       '--template',
-      '/work/shared/examples/seed-envoy-initializer-configmap.yaml',
+      'examples/seed-envoy-initializer-configmap.yaml',
       '-o',
       out,
     ]);
@@ -271,7 +271,7 @@ describe('netmesh CLI', () => {
     // From the cluster, stdin to stdout; the webhook then sees the Pod as already injected.
     const fromCluster = await runCli(
       ['inject', '-f', '-', '--kubeconfig', h.cluster.kubeconfigPath, '--namespace', sysNs],
-      readFileSync('/work/shared/examples/seed-myapp-pod.yaml', 'utf8'),
+      readFileSync('examples/seed-myapp-pod.yaml', 'utf8'),
     );
     assert.equal(fromCluster.code, 0, fromCluster.stderr);
     const pod = parse(fromCluster.stdout) as V1Pod;
@@ -282,7 +282,7 @@ describe('netmesh CLI', () => {
     const yes = await runCli([
       'explain',
       '-f',
-      '/work/shared/examples/seed-myapp-pod.yaml',
+      'examples/seed-myapp-pod.yaml',
       '--namespace',
       appNs,
       '--kubeconfig',
@@ -296,13 +296,13 @@ describe('netmesh CLI', () => {
     const no = await runCli([
       'explain',
       '-f',
-      '/work/shared/examples/seed-myapp-pod.yaml',
+      'examples/seed-myapp-pod.yaml',
       '--namespace-labels',
       'team=a',
     ]);
     assert.equal(no.code, 0, no.stderr);
     assert.match(no.stdout, /selected: no \(NamespaceNotEnabled\)/);
-    const bad = await runCli(['inject', '-f', '/work/shared/examples/seed-myapp-pod.yaml']);
+    const bad = await runCli(['inject', '-f', 'examples/seed-myapp-pod.yaml']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^netmesh: no sidecar template: pass --template/);
   });

@@ -6,31 +6,19 @@ import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import type { KubeConfig, V1ConfigMap, V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { parse } from 'yaml';
+import { courseConfigMap as exampleConfigMap, coursePod as examplePod } from '../../examples/course.ts';
 import { STATUS_ANNOTATION } from '../../webhook/core/contract.ts';
 import { type StartWebhookOptions, startWebhook, type WebhookHandle } from '../../webhook/start.ts';
 import { type ClusterHandle, createNamespace, eventually } from '../support.ts';
 
-const EXAMPLES = '/work/shared/examples/';
-const LOCAL_EXAMPLES = new URL('../../webhook/core/test-fixtures.ts', import.meta.url);
-
-/** The course's Pod, from the shared examples (the copy in core/test-fixtures.ts otherwise). */
+/** The course's Pod (examples/seed-myapp-pod.yaml). */
 export async function coursePod(): Promise<V1Pod> {
-  try {
-    return parse(readFileSync(`${EXAMPLES}seed-myapp-pod.yaml`, 'utf8')) as V1Pod;
-  } catch {
-    const { coursePod: local } = await import(LOCAL_EXAMPLES.href);
-    return local() as V1Pod;
-  }
+  return examplePod();
 }
 
+/** The course's template ConfigMap (examples/seed-envoy-initializer-configmap.yaml). */
 export async function courseConfigMap(): Promise<V1ConfigMap> {
-  try {
-    return parse(readFileSync(`${EXAMPLES}seed-envoy-initializer-configmap.yaml`, 'utf8')) as V1ConfigMap;
-  } catch {
-    const { COURSE_CONFIGMAP_YAML } = await import(LOCAL_EXAMPLES.href);
-    return parse(COURSE_CONFIGMAP_YAML as string) as V1ConfigMap;
-  }
+  return exampleConfigMap();
 }
 
 export function freePort(): Promise<number> {

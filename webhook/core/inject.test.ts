@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import jsonpatch from 'fast-json-patch';
+import { coursePod, courseTemplate } from '../../examples/course.ts';
 import {
   escapePointer,
   type InjectionPlan,
@@ -12,7 +13,6 @@ import {
   summarizeStatus,
 } from './inject.ts';
 import { parseTemplate, type SidecarTemplate } from './template.ts';
-import { coursePod, courseTemplate } from './test-fixtures.ts';
 
 const { template: COURSE, hash: HASH } = courseTemplate();
 const ENVOY = COURSE.containers[0]!;

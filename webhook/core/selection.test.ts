@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
+import { coursePod } from '../../examples/course.ts';
 import { decideSelection, type SelectionReason } from './selection.ts';
-import { coursePod } from './test-fixtures.ts';
 
 const ENABLED = { 'netmesh.io/injection': 'enabled' };
 const WEBHOOK_NS = 'netmesh-system';

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1CronJob, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
+import { coursePod, courseTemplate } from '../../examples/course.ts';
 import { UserFacingError } from '../../lib/errors.ts';
 import { parseInjectionStatus } from './inject.ts';
-import { coursePod, courseTemplate } from './test-fixtures.ts';
 import { explainPod, injectManifests, podTemplatePath } from './workloads.ts';
 
 const { template: COURSE, hash: HASH } = courseTemplate();

@@ -33,3 +33,34 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $ns := list "kube-node-lease" "kube-public" "kube-system" .Release.Namespace | uniq | sortAlpha -}}
 {{- toJson $ns -}}
 {{- end -}}
+
+{{/* The Envoy bootstrap (see configmap-envoy.yaml), as YAML. */}}
+{{- define "netmesh.envoyBootstrap" -}}
+admin:
+  address:
+    socket_address: {address: 127.0.0.1, port_value: 9901}
+static_resources:
+  listeners:
+    - name: netmesh_ingress
+      address:
+        socket_address: {address: 0.0.0.0, port_value: 15001}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: netmesh_ingress
+                route_config:
+                  virtual_hosts:
+                    - name: local
+                      domains: ["*"]
+                      routes:
+                        - match: {prefix: "/"}
+                          direct_response:
+                            status: 200
+                            body: {inline_string: "netmesh envoy sidecar\n"}
+                http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+{{- end -}}

@@ -1,13 +1,15 @@
-// Installing the Helm chart into a test cluster and acting as the chart's identity: a
-// kubeconfig carrying a real ServiceAccount token (TokenRequest, as `kubectl create token`
-// does), so netmesh processes on the host run with exactly the chart's RBAC.
+// Installing the Helm chart into a test cluster: in-cluster (netmesh runs as the chart's
+// Deployment on the node, from the image built here), or for a host run, where netmesh runs on
+// this machine under the chart's identity: a kubeconfig carrying a real ServiceAccount token
+// (TokenRequest, as `kubectl create token` does), so it has exactly the chart's RBAC.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
+import { stringify as stringifyYaml } from 'yaml';
 import { buildKubeconfig } from '../lib/kubeconfig.ts';
-import { helm } from './tools.ts';
+import { helm, helmAsync } from './tools.ts';
 
 export const CHART_DIR = resolve(fileURLToPath(import.meta.url), '..', '..', 'charts', 'netmesh');
 
@@ -22,7 +24,10 @@ export function fullnameOf(release: string): string {
   return release.includes('netmesh') ? release : `${release}-netmesh`;
 }
 
-/** `helm upgrade --install` with --set values; no --wait (there is no kubelet to run Pods). */
+/**
+ * `helm upgrade --install` with --set values and no --wait: for host-run tests, where the
+ * apiserver calls a netmesh process on this machine (webhook.localRunURL).
+ */
 export function installChart(
   kubeconfigPath: string,
   release: string,
@@ -109,4 +114,93 @@ export function hostRunArgs(r: ChartRelease, kubeconfigPath: string, port: numbe
     ],
     ...['--tls-secret', 'netmesh-webhook-tls', '--envoy-bootstrap-configmap', 'envoy'],
   ];
+}
+
+/** The sidecar template the in-cluster suites and the demo inject: the chart's default
+ * template with the Envoy stand-in built on this machine (no registry is reachable), Ready only
+ * once it has read the bootstrap from the mounted `envoy` ConfigMap. */
+export function standinTemplate(image: string): string {
+  return `containers:
+  - name: envoy
+    image: ${image}
+    args: ["--config-path", "/etc/envoy/envoy.yaml", "--listen", ":15001", "--admin", ":15000"]
+    ports:
+      - name: envoy-proxy
+        containerPort: 15001
+        protocol: TCP
+    resources:
+      requests: {cpu: 10m, memory: 16Mi}
+      limits: {cpu: 200m, memory: 64Mi}
+    securityContext:
+      runAsNonRoot: true
+      runAsUser: 101
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL]}
+    readinessProbe:
+      httpGet: {path: /ready, port: 15000}
+      periodSeconds: 1
+    volumeMounts:
+      - name: envoy-conf
+        mountPath: /etc/envoy
+        readOnly: true
+volumes:
+  - name: envoy-conf
+    configMap:
+      name: envoy
+`;
+}
+
+export interface InClusterInstall extends ChartRelease {
+  /** Seconds from `helm upgrade --install` to every replica Ready. */
+  readySeconds: number;
+}
+
+/**
+ * Installs (or upgrades) the chart so that netmesh runs in the cluster as the chart's
+ * Deployment, from `image` already on the nodes (pullPolicy Never: nothing is pulled), and
+ * waits until the rollout is done.
+ */
+export async function installInCluster(
+  kubeconfigPath: string,
+  opts: {
+    release: string;
+    namespace: string;
+    image: string;
+    values?: Record<string, unknown>;
+    timeoutSeconds?: number;
+  },
+): Promise<InClusterInstall> {
+  const colon = opts.image.lastIndexOf(':');
+  const values = {
+    image: { repository: opts.image.slice(0, colon), tag: opts.image.slice(colon + 1), pullPolicy: 'Never' },
+    ...opts.values,
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'netmesh-values-'));
+  const file = join(dir, 'values.yaml');
+  writeFileSync(file, stringifyYaml(values));
+  const started = Date.now();
+  try {
+    await helmAsync(kubeconfigPath, [
+      'upgrade',
+      '--install',
+      opts.release,
+      CHART_DIR,
+      '--namespace',
+      opts.namespace,
+      '--create-namespace',
+      '--values',
+      file,
+      '--wait',
+      '--timeout',
+      `${opts.timeoutSeconds ?? 180}s`,
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return {
+    release: opts.release,
+    namespace: opts.namespace,
+    fullname: fullnameOf(opts.release),
+    readySeconds: (Date.now() - started) / 1000,
+  };
 }

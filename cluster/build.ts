@@ -1,31 +1,62 @@
-// Builds kube-apiserver, kube-controller-manager and etcd from the official Go modules at the
-// versions pinned in the go.mod files beside this script, once per version, into a cache
-// outside the repository (~/.cache/netmesh/controlplane/<key>). Nothing is downloaded
-// prebuilt: the only network access is the Go module proxy.
+// Builds every binary of the local cluster from the official Go modules at the versions pinned
+// in the go.mod files beside this script, once per version, into a cache outside the
+// repository (~/.cache/netmesh/cluster/<key>):
+//   control plane  etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+//   node           kubelet, kube-proxy, node-cleanup (CRI teardown, see go/kube/cmd/node-cleanup)
+//   images         pause (the Pod sandbox) and envoy-standin (the test sidecar), standard library only
+// Nothing is downloaded prebuilt: the only network access is the Go module proxy. The Kubernetes
+// commands build in one `go build`, so the packages they share compile once.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  globSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UserFacingError } from '../../lib/errors.ts';
+import { UserFacingError } from '../lib/errors.ts';
 import { isAlive } from './processes.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const kubeModule = join(here, 'kube');
-const etcdModule = join(here, 'etcd');
+const goRoot = join(here, 'go');
+const kubeModule = join(goRoot, 'kube');
+const etcdModule = join(goRoot, 'etcd');
+const imagesModule = join(goRoot, 'images');
 
-/** The Kubernetes release the control plane is built from; must match kube/go.mod. */
+/** The Kubernetes release the cluster is built from; must match go/kube/go.mod. */
 export const KUBERNETES_VERSION = 'v1.34.4';
-/** The etcd release Kubernetes pins for that release; must match etcd/go.mod. */
+/** The etcd release Kubernetes pins for that release; must match go/etcd/go.mod. */
 export const ETCD_VERSION = 'v3.6.4';
 const MIN_GO = [1, 24] as const;
 
-export interface ControlPlaneBinaries {
+const KUBE_COMMANDS = [
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kubelet',
+  'kube-proxy',
+  'node-cleanup',
+] as const;
+const IMAGE_COMMANDS = ['pause', 'envoy-standin'] as const;
+
+export interface ClusterBinaries {
   dir: string;
   etcd: string;
   kubeApiserver: string;
   kubeControllerManager: string;
+  kubeScheduler: string;
+  kubelet: string;
+  kubeProxy: string;
+  nodeCleanup: string;
+  pause: string;
+  envoyStandin: string;
 }
 
 export function cacheRoot(): string {
@@ -35,29 +66,36 @@ export function cacheRoot(): string {
   );
 }
 
-/** The cache key changes whenever a pinned version or a module file changes, and only then. */
+/** The cache key changes whenever a pinned version or any Go source beside this script changes. */
 function cacheKey(): string {
   const h = createHash('sha256');
-  for (const f of ['kube/go.mod', 'kube/go.sum', 'etcd/go.mod', 'etcd/go.sum']) {
-    h.update(readFileSync(join(here, f)));
-  }
+  const files = globSync('**/{go.mod,go.sum,*.go}', { cwd: goRoot }).sort();
+  for (const f of files)
+    h.update(f)
+      .update('\0')
+      .update(readFileSync(join(goRoot, f)));
   return `${KUBERNETES_VERSION}-etcd${ETCD_VERSION}-${h.digest('hex').slice(0, 12)}`;
 }
 
-function binariesIn(dir: string): ControlPlaneBinaries {
+function binariesIn(dir: string): ClusterBinaries {
   return {
     dir,
     etcd: join(dir, 'etcd'),
     kubeApiserver: join(dir, 'kube-apiserver'),
     kubeControllerManager: join(dir, 'kube-controller-manager'),
+    kubeScheduler: join(dir, 'kube-scheduler'),
+    kubelet: join(dir, 'kubelet'),
+    kubeProxy: join(dir, 'kube-proxy'),
+    nodeCleanup: join(dir, 'node-cleanup'),
+    pause: join(dir, 'pause'),
+    envoyStandin: join(dir, 'envoy-standin'),
   };
 }
 
-export function cachedBinaries(): ControlPlaneBinaries | undefined {
-  const bins = binariesIn(join(cacheRoot(), 'controlplane', cacheKey()));
-  return [bins.etcd, bins.kubeApiserver, bins.kubeControllerManager].every((p) => existsSync(p))
-    ? bins
-    : undefined;
+export function cachedBinaries(): ClusterBinaries | undefined {
+  const bins = binariesIn(join(cacheRoot(), 'cluster', cacheKey()));
+  const { dir: _dir, ...files } = bins;
+  return Object.values(files).every((p) => existsSync(p)) ? bins : undefined;
 }
 
 function checkGo(): string {
@@ -148,14 +186,14 @@ function goBuild(
  * Returns the cached binaries, building them first when this version was never built here.
  * Concurrent callers (several test files) serialise on a lock directory.
  */
-export async function ensureControlPlaneBinaries(
+export async function ensureClusterBinaries(
   log: (s: string) => void = (s) => console.error(s),
-): Promise<ControlPlaneBinaries> {
+): Promise<ClusterBinaries> {
   const cached = cachedBinaries();
   if (cached) return cached;
   const go = checkGo();
   const key = cacheKey();
-  const finalDir = join(cacheRoot(), 'controlplane', key);
+  const finalDir = join(cacheRoot(), 'cluster', key);
   const lock = `${finalDir}.lock`;
   mkdirSync(dirname(finalDir), { recursive: true });
   for (;;) {
@@ -171,7 +209,7 @@ export async function ensureControlPlaneBinaries(
         rmSync(lock, { recursive: true, force: true });
         continue;
       }
-      log(`waiting for another build of the control plane (pid ${owner || '?'})...`);
+      log(`waiting for another build of the cluster binaries (pid ${owner || '?'})...`);
       await new Promise((r) => setTimeout(r, 5000));
       const done = cachedBinaries();
       if (done) return done;
@@ -185,7 +223,7 @@ export async function ensureControlPlaneBinaries(
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
     log(
-      `building the local control plane (Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}) from the official Go modules into ${finalDir}; the first build takes several minutes`,
+      `building the local cluster (Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}) from the official Go modules into ${finalDir}; the first build takes several minutes`,
     );
     await goBuild(
       go,
@@ -198,20 +236,20 @@ export async function ensureControlPlaneBinaries(
     await goBuild(
       go,
       kubeModule,
-      [
-        '-trimpath',
-        '-ldflags',
-        versionLdflags(),
-        '-o',
-        `${tmp}/`,
-        './cmd/kube-apiserver',
-        './cmd/kube-controller-manager',
-      ],
-      'kube-apiserver + kube-controller-manager',
+      ['-trimpath', '-ldflags', versionLdflags(), '-o', `${tmp}/`, ...KUBE_COMMANDS.map((c) => `./cmd/${c}`)],
+      KUBE_COMMANDS.join(', '),
+      log,
+    );
+    log(`  Kubernetes built (${Math.round((Date.now() - started) / 1000)} s)`);
+    await goBuild(
+      go,
+      imagesModule,
+      ['-trimpath', '-ldflags', '-s -w', '-o', `${tmp}/`, ...IMAGE_COMMANDS.map((c) => `./${c}`)],
+      IMAGE_COMMANDS.join(', '),
       log,
     );
     renameSync(tmp, finalDir);
-    log(`control plane built in ${Math.round((Date.now() - started) / 1000)} s (cached for next runs)`);
+    log(`cluster binaries built in ${Math.round((Date.now() - started) / 1000)} s (cached for next runs)`);
     return binariesIn(finalDir);
   } finally {
     rmSync(lock, { recursive: true, force: true });

@@ -1,14 +1,15 @@
-// `npm run cluster:up|down|status` and `npm run controlplane:build`: the local control plane
-// by hand. `up` starts a detached supervisor (this file's `serve` mode) that owns the
-// processes and writes .netmesh/state.json; `down` signals it and waits for the cleanup.
+// `npm run cluster:up|down|status|build`: the local cluster (control plane and node) by hand.
+// `up` starts a detached supervisor (this file's `serve` mode) that owns the processes and
+// writes .netmesh/state.json; `down` signals it and waits until the machine is as it was.
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserFacingError } from '../lib/errors.ts';
-import { ensureControlPlaneBinaries } from './controlplane/build.ts';
-import { startLocalControlPlane } from './controlplane/local.ts';
-import { isAlive as alive } from './controlplane/processes.ts';
+import { ensureClusterBinaries } from './build.ts';
+import { startLocalCluster } from './controlplane.ts';
+import { nodeUnsupportedReason } from './host.ts';
+import { isAlive as alive } from './processes.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const stateDir = join(root, '.netmesh');
@@ -41,7 +42,7 @@ async function up(): Promise<void> {
   mkdirSync(stateDir, { recursive: true });
   rmSync(stateFile, { force: true });
   // Build in the foreground so progress shows on this terminal.
-  await ensureControlPlaneBinaries((s) => console.error(s));
+  await ensureClusterBinaries((s) => console.error(s));
   const out = openSync(logFile, 'w');
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve'], {
     detached: true,
@@ -68,7 +69,9 @@ async function serve(): Promise<void> {
   const write = (s: State): void => writeFileSync(stateFile, JSON.stringify(s));
   write({ pid: process.pid, ready: false });
   try {
-    const cp = await startLocalControlPlane({ kubeconfigOut, log: (s) => console.log(s) });
+    const noNode = nodeUnsupportedReason();
+    if (noNode) console.log(`no node: ${noNode}; the control plane runs alone`);
+    const cp = await startLocalCluster({ kubeconfigOut, node: !noNode, log: (s) => console.log(s) });
     write({ pid: process.pid, server: cp.server, kubeconfig: kubeconfigOut, ready: true });
     const shutdown = async (): Promise<void> => {
       await cp.stop();
@@ -118,7 +121,7 @@ try {
   else if (cmd === 'serve') await serve();
   else if (cmd === 'down') await down();
   else if (cmd === 'status') status();
-  else if (cmd === 'build') await ensureControlPlaneBinaries((s) => console.error(s));
+  else if (cmd === 'build') await ensureClusterBinaries((s) => console.error(s));
   else {
     console.error('usage: cluster-cli.ts up|down|status|build');
     process.exitCode = 2;

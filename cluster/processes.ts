@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readNodeState, teardownNodeSync } from './node/teardown.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -17,6 +18,7 @@ const owned = new Set<Owned>();
 const ownedDirs = new Set<string>();
 let handlersInstalled = false;
 let reaperState: string | undefined;
+let nodeStateFile: string | undefined;
 
 export function isAlive(pid: number): boolean {
   try {
@@ -37,6 +39,10 @@ function killGroup(pgid: number, signal: NodeJS.Signals): void {
 
 /** Synchronous last-resort cleanup: safe to call from 'exit' and signal handlers. */
 export function killAllOwnedSync(): void {
+  // The node first: its teardown needs containerd alive to remove Pod sandboxes cleanly.
+  const node = nodeStateFile ? readNodeState(nodeStateFile) : undefined;
+  if (node) teardownNodeSync(node);
+  nodeStateFile = undefined;
   for (const o of owned) killGroup(o.pgid, 'SIGKILL');
   owned.clear();
   for (const d of ownedDirs) rmSync(d, { recursive: true, force: true });
@@ -64,7 +70,7 @@ function writeReaperState(): void {
   try {
     writeFileSync(
       reaperState,
-      JSON.stringify({ pgids: [...owned].map((o) => o.pgid), dirs: [...ownedDirs] }),
+      JSON.stringify({ pgids: [...owned].map((o) => o.pgid), dirs: [...ownedDirs], nodeStateFile }),
     );
   } catch {
     // the state dir may already be removed at shutdown
@@ -85,6 +91,19 @@ function ensureReaper(stateDir: string): void {
 /** Removes `dir` on exit, signal or (through the reaper) on a hard kill. */
 export function ownDirectory(dir: string): void {
   ownedDirs.add(dir);
+  writeReaperState();
+}
+
+/** Tears the local node down (see node/teardown.ts) on exit, signal or hard kill. */
+export function ownNodeState(stateFile: string): void {
+  installHandlers();
+  nodeStateFile = stateFile;
+  writeReaperState();
+}
+
+/** The node was torn down on purpose: nothing left to do for it on exit. */
+export function releaseNodeState(): void {
+  nodeStateFile = undefined;
   writeReaperState();
 }
 

@@ -5,8 +5,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './controlplane/local.ts';
-import { eventually } from './support.ts';
+import { freePort } from './controlplane.ts';
 
 const bin = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'netmesh.js');
 
@@ -64,16 +63,19 @@ export async function startNetmesh(
     exited,
     logs,
     async waitReady(timeoutMs = 30_000) {
-      await eventually(
-        `${command} /readyz (log ${logFile})`,
-        async () => {
-          if (child.exitCode !== null)
-            throw new Error(`${command} exited with ${child.exitCode}:\n${logs().slice(-3000)}`);
-          const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
-          return res.status === 200;
-        },
-        { timeoutMs },
-      );
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (child.exitCode !== null)
+          throw new Error(`${command} exited with ${child.exitCode}:\n${logs().slice(-3000)}`);
+        const ok = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        if (ok) return;
+        if (Date.now() > deadline)
+          throw new Error(`timed out after ${timeoutMs} ms waiting for ${command} /readyz (log ${logFile})`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

@@ -1,6 +1,7 @@
 // Detached watchdog: when the process that owns the control plane dies without cleaning up
 // (SIGKILL, OOM kill), kill the process groups and remove the directories it listed.
 import { readFileSync, rmSync } from 'node:fs';
+import { readNodeState, teardownNodeSync } from './node/teardown.ts';
 
 const parent = Number(process.argv[2]);
 const stateFile = process.argv[3]!;
@@ -18,7 +19,13 @@ const timer = setInterval(() => {
   if (alive(parent)) return;
   clearInterval(timer);
   try {
-    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { pgids: number[]; dirs: string[] };
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as {
+      pgids: number[];
+      dirs: string[];
+      nodeStateFile?: string;
+    };
+    const node = state.nodeStateFile ? readNodeState(state.nodeStateFile) : undefined;
+    if (node) teardownNodeSync(node);
     for (const pgid of state.pgids) {
       try {
         process.kill(-pgid, 'SIGKILL');

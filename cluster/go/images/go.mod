@@ -1,0 +1,3 @@
+module netmesh.io/cluster/images
+
+go 1.24

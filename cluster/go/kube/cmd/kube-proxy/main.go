@@ -1,0 +1,15 @@
+// kube-proxy built from the official k8s.io/kubernetes module for netmesh's local node: it
+// routes the `kubernetes` Service (and every other ClusterIP) for Pods on the node.
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+	"k8s.io/kubernetes/cmd/kube-proxy/app"
+)
+
+func main() { os.Exit(cli.Run(app.NewProxyCommand())) }

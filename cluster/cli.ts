@@ -6,7 +6,9 @@ import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserFacingError } from '../lib/errors.ts';
+import { buildProductImage } from '../deploy/image/build.ts';
 import { ensureClusterBinaries } from './build.ts';
+import { ensureNodeImages } from './images.ts';
 import { startLocalCluster } from './controlplane.ts';
 import { nodeUnsupportedReason } from './host.ts';
 import { isAlive as alive } from './processes.ts';
@@ -88,6 +90,17 @@ async function serve(): Promise<void> {
   }
 }
 
+/**
+ * Builds the images the in-cluster suites run (the product image, the Envoy stand-in, busybox,
+ * pause) and prints one `reference archive` line each, for loading into another cluster
+ * (e2e/kind/run.sh: `kind load image-archive`).
+ */
+async function images(): Promise<void> {
+  const bins = await ensureClusterBinaries((s) => console.error(s));
+  const list = [...(await ensureNodeImages(bins)), await buildProductImage({ log: (s) => console.error(s) })];
+  for (const i of list) console.log(`${i.reference} ${i.archive}`);
+}
+
 async function down(): Promise<void> {
   const s = readState();
   if (!s || !alive(s.pid)) {
@@ -122,8 +135,9 @@ try {
   else if (cmd === 'down') await down();
   else if (cmd === 'status') status();
   else if (cmd === 'build') await ensureClusterBinaries((s) => console.error(s));
+  else if (cmd === 'images') await images();
   else {
-    console.error('usage: cluster-cli.ts up|down|status|build');
+    console.error('usage: cluster/cli.ts up|down|status|build|images');
     process.exitCode = 2;
   }
 } catch (err) {

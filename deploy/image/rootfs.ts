@@ -13,6 +13,7 @@ import {
   copyFileSync,
   cpSync,
   existsSync,
+  globSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -108,8 +109,11 @@ function stageDependencies(root: string, repo: string): void {
     );
     mkdirSync(join(root, 'app'), { recursive: true });
     cpSync(join(work, 'node_modules'), join(root, 'app', 'node_modules'), { recursive: true, verbatimSymlinks: true });
-    // npm's bookkeeping differs run to run; it is not part of what the image runs.
+    // npm's bookkeeping differs run to run; it is not part of what the image runs. Type
+    // declarations and source maps are never loaded at run time (a third of the size).
     rmSync(join(root, 'app', 'node_modules', '.package-lock.json'), { force: true });
+    for (const f of globSync('**/*.{d.ts,d.mts,d.cts,map}', { cwd: join(root, 'app', 'node_modules') }))
+      rmSync(join(root, 'app', 'node_modules', f), { force: true });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -5,12 +5,12 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UserFacingError } from '../lib/errors.ts';
 import { buildProductImage } from '../deploy/image/build.ts';
+import { UserFacingError } from '../lib/errors.ts';
 import { ensureClusterBinaries } from './build.ts';
-import { ensureNodeImages } from './images.ts';
 import { startLocalCluster } from './controlplane.ts';
 import { nodeUnsupportedReason } from './host.ts';
+import { ensureNodeImages } from './images.ts';
 import { isAlive as alive } from './processes.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

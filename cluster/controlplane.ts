@@ -28,9 +28,21 @@ import {
 } from './processes.ts';
 import { type LocalRegistry, startLocalRegistry } from './registry.ts';
 
+export type ComponentName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler';
+
 export interface LocalCluster {
   /** The apiserver's URL as this machine reaches it. */
   server: string;
+  /** etcd's client URL (loopback, plain HTTP), e.g. for compaction in fault tests. */
+  etcdUrl: string;
+  /**
+   * Kills a control-plane component outright (SIGKILL) and starts it again with the same flags:
+   * same ports, same etcd data, as a crashed component under a supervisor. Resolves once it is
+   * back (the apiserver ready, etcd healthy).
+   */
+  restartComponent(name: ComponentName, opts?: { downMs?: number }): Promise<void>;
+  /** The apiserver's /metrics as its admin sees them. */
+  metrics(): Promise<string>;
   kubeconfig: string;
   kubeconfigPath: string;
   caPem: string;
@@ -173,6 +185,22 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
   let nodeHost: NodeHost | undefined;
   let node: LocalNode | undefined;
   let registry: LocalRegistry | undefined;
+  const specs = new Map<ComponentName, { bin: string; args: string[] }>();
+  let apiserverReady: () => Promise<boolean> = async () => false;
+  let etcdUrl = '';
+  const restartComponent = async (name: ComponentName, opts: { downMs?: number } = {}): Promise<void> => {
+    const spec = specs.get(name);
+    const i = processes.findIndex((p) => p.name === name);
+    if (!spec || i < 0) throw new Error(`no component ${name}`);
+    const old = processes[i]!;
+    old.child.kill('SIGKILL');
+    await old.exited;
+    if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+    const next = spawnOwned(name, spec.bin, spec.args, { logDir: dir, stateDir: dir });
+    processes[i] = next;
+    if (name === 'kube-apiserver') await waitFor(name, next, 90_000, apiserverReady);
+    else if (name === 'etcd') await waitFor(name, next, 30_000, () => httpOk(`${etcdUrl}/health`));
+  };
   const stop = async (): Promise<void> => {
     // The node before the control plane: its teardown removes Pods through containerd.
     if (node) await node.stop();
@@ -229,105 +257,89 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
     const kubeconfigPath = join(dir, 'admin.kubeconfig');
     writeFileSync(kubeconfigPath, kubeconfig, { mode: 0o600 });
     const spawnOpts = { logDir: dir, stateDir: dir };
-
-    const etcd = spawnOwned(
-      'etcd',
-      bins.etcd,
-      [
-        `--data-dir=${join(dir, 'etcd')}`,
-        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
-        '--unsafe-no-fsync',
-        '--log-level=warn',
-      ],
-      spawnOpts,
-    );
-    processes.push(etcd);
-    await waitFor('etcd', etcd, 30_000, () => httpOk(`http://127.0.0.1:${etcdPort}/health`));
-
-    const apiserver = spawnOwned(
-      'kube-apiserver',
-      bins.kubeApiserver,
-      [
-        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        `--bind-address=${host}`,
-        `--advertise-address=${host}`,
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${join(dir, 'apiserver-certs')}`,
-        `--tls-cert-file=${file('apiserver.crt', serving.certPem)}`,
-        `--tls-private-key-file=${file('apiserver.key', serving.keyPem)}`,
-        `--client-ca-file=${caFile}`,
-        '--authorization-mode=Node,RBAC',
-        '--enable-admission-plugins=NodeRestriction',
-        `--service-account-key-file=${file('sa.pub', sa.publicKeyPem)}`,
-        `--service-account-signing-key-file=${saKey}`,
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-cluster-ip-range=${NODE_NETWORK.serviceCidr}`,
-        // Webhooks and aggregated APIs are called on their endpoints' Pod IPs (on the bridge):
-        // nothing routes a ClusterIP from the apiserver's host network namespace.
-        '--enable-aggregator-routing=true',
-        `--kubelet-client-certificate=${file('kubelet-client.crt', kubeletClient.certPem)}`,
-        `--kubelet-client-key=${file('kubelet-client.key', kubeletClient.keyPem)}`,
-        `--kubelet-certificate-authority=${caFile}`,
-        // logs/exec reach the kubelet on its node IP, never through name resolution.
-        '--kubelet-preferred-address-types=InternalIP',
-        '--allow-privileged=true',
-        '--profiling=false',
-        '--v=1',
-      ],
-      spawnOpts,
-    );
-    processes.push(apiserver);
+    const launch = (name: ComponentName, bin: string, args: string[]): OwnedProcess => {
+      specs.set(name, { bin, args });
+      const p = spawnOwned(name, bin, args, spawnOpts);
+      processes.push(p);
+      return p;
+    };
     const tls = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
-    await waitFor('kube-apiserver', apiserver, 90_000, async () => {
+    apiserverReady = async () => {
       const res = await httpsGet(`${server}/readyz`, tls);
       return res.status === 200 && res.body.trim() === 'ok';
-    });
+    };
+    etcdUrl = `http://127.0.0.1:${etcdPort}`;
+
+    const etcd = launch('etcd', bins.etcd, [
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ]);
+    await waitFor('etcd', etcd, 30_000, () => httpOk(`http://127.0.0.1:${etcdPort}/health`));
+
+    const apiserver = launch('kube-apiserver', bins.kubeApiserver, [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      `--bind-address=${host}`,
+      `--advertise-address=${host}`,
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${join(dir, 'apiserver-certs')}`,
+      `--tls-cert-file=${file('apiserver.crt', serving.certPem)}`,
+      `--tls-private-key-file=${file('apiserver.key', serving.keyPem)}`,
+      `--client-ca-file=${caFile}`,
+      '--authorization-mode=Node,RBAC',
+      '--enable-admission-plugins=NodeRestriction',
+      `--service-account-key-file=${file('sa.pub', sa.publicKeyPem)}`,
+      `--service-account-signing-key-file=${saKey}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-cluster-ip-range=${NODE_NETWORK.serviceCidr}`,
+      // Webhooks and aggregated APIs are called on their endpoints' Pod IPs (on the bridge):
+      // nothing routes a ClusterIP from the apiserver's host network namespace.
+      '--enable-aggregator-routing=true',
+      `--kubelet-client-certificate=${file('kubelet-client.crt', kubeletClient.certPem)}`,
+      `--kubelet-client-key=${file('kubelet-client.key', kubeletClient.keyPem)}`,
+      `--kubelet-certificate-authority=${caFile}`,
+      // logs/exec reach the kubelet on its node IP, never through name resolution.
+      '--kubelet-preferred-address-types=InternalIP',
+      '--allow-privileged=true',
+      '--profiling=false',
+      '--v=1',
+    ]);
+    await waitFor('kube-apiserver', apiserver, 90_000, apiserverReady);
 
     const kcmKubeconfig = join(dir, 'kcm.kubeconfig');
     writeFileSync(kcmKubeconfig, kubeconfigOf(client('system:kube-controller-manager'), 'kcm'), {
       mode: 0o600,
     });
-    const kcm = spawnOwned(
-      'kube-controller-manager',
-      bins.kubeControllerManager,
-      [
-        `--kubeconfig=${kcmKubeconfig}`,
-        '--secure-port=0',
-        '--leader-elect=false',
-        `--controllers=${CONTROLLERS.join(',')}`,
-        `--service-account-private-key-file=${saKey}`,
-        `--root-ca-file=${caFile}`,
-        // Each controller under its own ServiceAccount and RBAC role, as in a real cluster.
-        '--use-service-account-credentials=true',
-        '--concurrent-gc-syncs=5',
-        '--v=1',
-      ],
-      spawnOpts,
-    );
-    processes.push(kcm);
+    const kcm = launch('kube-controller-manager', bins.kubeControllerManager, [
+      `--kubeconfig=${kcmKubeconfig}`,
+      '--secure-port=0',
+      '--leader-elect=false',
+      `--controllers=${CONTROLLERS.join(',')}`,
+      `--service-account-private-key-file=${saKey}`,
+      `--root-ca-file=${caFile}`,
+      // Each controller under its own ServiceAccount and RBAC role, as in a real cluster.
+      '--use-service-account-credentials=true',
+      '--concurrent-gc-syncs=5',
+      '--v=1',
+    ]);
     const schedulerKubeconfig = join(dir, 'scheduler.kubeconfig');
     writeFileSync(schedulerKubeconfig, kubeconfigOf(client('system:kube-scheduler'), 'scheduler'), {
       mode: 0o600,
     });
-    const scheduler = spawnOwned(
-      'kube-scheduler',
-      bins.kubeScheduler,
-      [
-        `--kubeconfig=${schedulerKubeconfig}`,
-        `--authentication-kubeconfig=${schedulerKubeconfig}`,
-        `--authorization-kubeconfig=${schedulerKubeconfig}`,
-        '--bind-address=127.0.0.1',
-        `--secure-port=${await freePort()}`,
-        '--leader-elect=false',
-        '--v=1',
-      ],
-      spawnOpts,
-    );
-    processes.push(scheduler);
+    const scheduler = launch('kube-scheduler', bins.kubeScheduler, [
+      `--kubeconfig=${schedulerKubeconfig}`,
+      `--authentication-kubeconfig=${schedulerKubeconfig}`,
+      `--authorization-kubeconfig=${schedulerKubeconfig}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${await freePort()}`,
+      '--leader-elect=false',
+      '--v=1',
+    ]);
     // The serviceaccount controller creating `default/default` shows kcm is up and acting.
     await waitFor('kube-controller-manager', kcm, 60_000, async () => {
       const res = await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, tls);
@@ -371,6 +383,9 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
       dir,
       version: KUBERNETES_VERSION,
       processes: [...processes, ...(node?.processes ?? [])],
+      etcdUrl,
+      restartComponent,
+      metrics: async () => (await httpsGet(`${server}/metrics`, tls)).body,
       ...(node ? { node } : {}),
       ...(productImage ? { productImage } : {}),
       ...(registry ? { registry } : {}),

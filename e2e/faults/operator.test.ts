@@ -1,0 +1,318 @@
+// Fault suite, operator side: the real control plane and real `netmesh operator` processes
+// through the failures production clusters see. Every scenario ends with the invariant of
+// harness.ts (the Ready set is what a fresh operator would compute; each Ready Network has
+// exactly its CNI ConfigMap) and checks that no operator process crashed unexpectedly.
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import { after, afterEach, before, describe, test } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import type { NetmeshProcess } from '../../cluster/netmesh-process.ts';
+import { kubectlAsync } from '../../cluster/tools.ts';
+import { eventually } from '../support.ts';
+import {
+  apiserverWrites,
+  assertConverged,
+  compactEtcd,
+  createNetworks,
+  distinctCidrs,
+  type FaultCluster,
+  GROUP,
+  ownControlPlane,
+  startOperator,
+} from './harness.ts';
+
+/** What the apiserver answers to a watch of Networks from `resourceVersion` (first line). */
+async function watchStatus(f: FaultCluster, namespace: string, resourceVersion: string): Promise<string> {
+  const cluster = f.kc.getCurrentCluster()!;
+  const url = `${cluster.server}/apis/${GROUP}/v1/namespaces/${namespace}/networks?watch=1&resourceVersion=${resourceVersion}&timeoutSeconds=5`;
+  const opts: https.RequestOptions = {};
+  await f.kc.applyToHTTPSOptions(opts);
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, opts, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+          if (body.includes('\n')) res.destroy();
+        });
+        res.on('close', () => resolve(`HTTP ${res.statusCode} ${body.split('\n')[0]}`));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('faults: the operator', () => {
+  let f: FaultCluster;
+  const procs: NetmeshProcess[] = [];
+  let nsCount = 0;
+  const namespace = async (): Promise<string> => {
+    const name = `fault-${++nsCount}`;
+    await f.core.createNamespace({ body: { metadata: { name } } });
+    return name;
+  };
+  const operator = async (identity: string, extra: string[] = []): Promise<NetmeshProcess> => {
+    const p = await startOperator(f, identity, { extra });
+    procs.push(p);
+    return p;
+  };
+  const stopAll = async (): Promise<void> => {
+    for (const p of procs.splice(0)) {
+      const code = await p.stop();
+      assert.equal(code, 0, `operator exited cleanly (log ${p.logFile})`);
+    }
+  };
+  const alive = (p: NetmeshProcess) =>
+    assert.equal(p.child.exitCode, null, `operator still running (log ${p.logFile})`);
+
+  before(async () => {
+    f = await ownControlPlane();
+  });
+  // A failed scenario must not leave its operators holding the Lease for the next one: a
+  // graceful stop releases it.
+  afterEach(async () => {
+    for (const p of procs.splice(0)) {
+      p.child.kill('SIGCONT');
+      await Promise.race([p.stop(), new Promise((r) => setTimeout(r, 20_000))]);
+      await p.kill9();
+    }
+  });
+  after(async () => {
+    for (const p of procs) await p.kill9();
+    await f?.stop();
+  });
+
+  test('apiserver killed (-9) while 500 Networks are reconciled: informers reconnect, nothing is missed', async () => {
+    const ns = await namespace();
+    // Default lease timings: a few seconds without an apiserver must not cost the lease.
+    const op = await operator('a', [
+      '--lease-duration',
+      '15s',
+      '--renew-deadline',
+      '10s',
+      '--retry-period',
+      '2s',
+    ]);
+    await op.waitReady();
+    const cidrs = distinctCidrs(500);
+    // Every tenth Network overlaps the one before it: verdicts, not just creations, must survive.
+    const items = cidrs.map((cidr, i) => ({ name: `n-${i}`, cidr: i % 10 === 9 ? cidrs[i - 1]! : cidr }));
+    const firstBatch = createNetworks(f, ns, items.slice(0, 300));
+    await new Promise((r) => setTimeout(r, 1500));
+    const outage = Date.now();
+    await f.cluster.local!.restartComponent('kube-apiserver', { downMs: 1000 });
+    console.log(`# apiserver back after ${((Date.now() - outage) / 1000).toFixed(1)} s`);
+    await firstBatch;
+    await createNetworks(f, ns, items.slice(300));
+    const started = Date.now();
+    const v = await assertConverged(f, ns);
+    console.log(
+      `# converged ${((Date.now() - started) / 1000).toFixed(1)} s after the last create: ${v.ready.size} Ready, ${v.notReady.size} Overlap`,
+    );
+    assert.equal(v.ready.size, 450);
+    alive(op);
+    await stopAll();
+  });
+
+  test('watch history gone (410 after an etcd compaction): the informer re-lists and converges, no duplicate writes', async () => {
+    const ns = await namespace();
+    // The operator is frozen (SIGSTOP) while the cluster moves on: a long lease keeps it leader.
+    const op = await operator('b', [
+      '--lease-duration',
+      '60s',
+      '--renew-deadline',
+      '50s',
+      '--retry-period',
+      '2s',
+    ]);
+    await op.waitReady();
+    const cidrs = distinctCidrs(100, 1000);
+    await createNetworks(
+      f,
+      ns,
+      cidrs.slice(0, 50).map((cidr, i) => ({ name: `w-${i}`, cidr })),
+    );
+    await assertConverged(f, ns);
+    const seen = (
+      (await f.custom.listNamespacedCustomObject({
+        group: GROUP,
+        version: 'v1',
+        namespace: ns,
+        plural: 'networks',
+      })) as {
+        metadata: { resourceVersion: string };
+      }
+    ).metadata.resourceVersion;
+    op.child.kill('SIGSTOP');
+    try {
+      // While it sleeps: 30 new Networks, 10 deleted, 10 edited.
+      await createNetworks(
+        f,
+        ns,
+        cidrs.slice(50, 80).map((cidr, i) => ({ name: `w-${50 + i}`, cidr })),
+      );
+      for (let i = 0; i < 10; i++)
+        await f.custom.deleteNamespacedCustomObject({
+          group: GROUP,
+          version: 'v1',
+          namespace: ns,
+          plural: 'networks',
+          name: `w-${i}`,
+        });
+      for (let i = 10; i < 20; i++)
+        await f.custom.patchNamespacedCustomObject(
+          {
+            group: GROUP,
+            version: 'v1',
+            namespace: ns,
+            plural: 'networks',
+            name: `w-${i}`,
+            body: { spec: { cidr: cidrs[80 + i - 10]! } },
+          },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        );
+      // History up to now is gone, and the apiserver's watch cache with it: a watch resumed from
+      // the operator's last resourceVersion can only get 410 Gone.
+      await compactEtcd(f);
+      await f.cluster.local!.restartComponent('kube-apiserver');
+      // Proof that the history is really gone: a watch from what the operator last saw is 410.
+      const watch = await watchStatus(f, ns, seen);
+      assert.match(watch, /410|Expired|too old/, `a watch from resourceVersion ${seen}: ${watch}`);
+    } finally {
+      op.child.kill('SIGCONT');
+    }
+    const before = await apiserverWrites(f, 'configmaps');
+    await assertConverged(f, ns);
+    const writes = (await apiserverWrites(f, 'configmaps')) - before;
+    console.log(`# after the relist: ${writes} ConfigMap writes for 50 changes`);
+    // 30 creates, 10 edits and 10 deletes need one ConfigMap write each. A relist that rewrote
+    // the unchanged objects would show ~40 more.
+    assert.ok(writes <= 55, `${writes} ConfigMap writes after the relist`);
+    alive(op);
+    await stopAll();
+  });
+
+  test('leader killed (-9) mid-reconcile: the standby takes over within the lease duration, nothing orphaned', async () => {
+    const ns = await namespace();
+    const a = await operator('leader-a');
+    await a.waitReady();
+    const b = await operator('standby-b');
+    await b.waitReady();
+    const items = distinctCidrs(300, 2000).map((cidr, i) => ({ name: `l-${i}`, cidr }));
+    const creating = createNetworks(f, ns, items);
+    await new Promise((r) => setTimeout(r, 1000));
+    await a.kill9();
+    procs.splice(procs.indexOf(a), 1);
+    const killed = Date.now();
+    await creating;
+    const coordination = f.kc.makeApiClient(k8s.CoordinationV1Api);
+    await eventually(`the standby holds the Lease (log ${b.logFile})`, async () => {
+      const lease = await coordination.readNamespacedLease({
+        namespace: 'netmesh-system',
+        name: 'netmesh-operator',
+      });
+      return lease.spec?.holderIdentity === 'standby-b';
+    });
+    const takeover = (Date.now() - killed) / 1000;
+    console.log(`# standby took over ${takeover.toFixed(1)} s after the kill -9`);
+    assert.ok(takeover < 4 + 2, `takeover in ${takeover} s (lease 4 s)`);
+    await assertConverged(f, ns);
+    // Delete a third; their ConfigMaps must go too (owner references), none left behind.
+    for (let i = 0; i < 100; i++)
+      await f.custom.deleteNamespacedCustomObject({
+        group: GROUP,
+        version: 'v1',
+        namespace: ns,
+        plural: 'networks',
+        name: `l-${i}`,
+      });
+    await eventually(
+      'the deleted Networks gone',
+      async () =>
+        (
+          (await f.custom.listNamespacedCustomObject({
+            group: GROUP,
+            version: 'v1',
+            namespace: ns,
+            plural: 'networks',
+          })) as { items: unknown[] }
+        ).items.length === 200,
+      { timeoutMs: 60_000 },
+    );
+    await eventually(
+      'their ConfigMaps collected',
+      async () => {
+        try {
+          await assertConverged(f, ns, 5000);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 60_000 },
+    );
+    alive(b);
+    await stopAll();
+  });
+
+  test("a concurrent writer's labels and annotations are never overwritten; conflicts are retried", async () => {
+    const ns = await namespace();
+    const op = await operator('c');
+    await op.waitReady();
+    const items = distinctCidrs(40, 3000).map((cidr, i) => ({ name: `c-${i}`, cidr }));
+    const creating = createNetworks(f, ns, items);
+    let stop = false;
+    let patches = 0;
+    const writer = (async () => {
+      await creating;
+      for (let round = 0; !stop; round++) {
+        // kubectl as a second field manager: labels, annotations, and a gateway edit now and then.
+        const name = `c-${round % 40}`;
+        const args = ['-n', ns, 'label', '--overwrite', 'network', name, `team=t${round}`];
+        await kubectlAsync(f.cluster.kubeconfigPath, args).catch(() => {});
+        await kubectlAsync(f.cluster.kubeconfigPath, [
+          '-n',
+          ns,
+          'annotate',
+          '--overwrite',
+          'network',
+          name,
+          `owner.example.com/round=${round}`,
+        ]).catch(() => {});
+        patches += 2;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 15_000));
+    stop = true;
+    await writer;
+    await assertConverged(f, ns);
+    const list = (await f.custom.listNamespacedCustomObject({
+      group: GROUP,
+      version: 'v1',
+      namespace: ns,
+      plural: 'networks',
+    })) as {
+      items: k8s.KubernetesObject[];
+    };
+    let labelled = 0;
+    for (const n of list.items) {
+      if (!n.metadata?.labels?.['team']) continue;
+      labelled++;
+      const kubectlOwns = n.metadata.managedFields?.some(
+        (m) => m.manager?.startsWith('kubectl') && JSON.stringify(m.fieldsV1).includes('"f:team"'),
+      );
+      const operatorOwns = n.metadata.managedFields?.some(
+        (m) => m.manager === 'netmesh-operator' && JSON.stringify(m.fieldsV1).includes('"f:team"'),
+      );
+      assert.ok(kubectlOwns && !operatorOwns, `${n.metadata.name}: the label stays kubectl's`);
+      assert.ok(
+        n.metadata.annotations?.['owner.example.com/round'],
+        `${n.metadata.name}: the annotation survived`,
+      );
+    }
+    console.log(`# ${patches} patches by the second writer; ${labelled} Networks carry its fields`);
+    assert.ok(labelled >= 20);
+    alive(op);
+    await stopAll();
+  });
+});

@@ -64,6 +64,7 @@ export function kubectl(kubeconfigPath: string, args: string[], input?: string):
       encoding: 'utf8',
       input,
       stdio: ['pipe', 'pipe', 'pipe'],
+      maxBuffer: 64 << 20,
     });
   } catch (err) {
     const e = err as { stderr?: string; message: string };

@@ -18,6 +18,7 @@ import {
   desiredMaterialization,
   FIELD_MANAGER,
   MANAGED_BY_LABEL,
+  NETWORK_LABEL,
   type Network,
 } from '../../operator/model.ts';
 import { overlaps, validateNetworkSpec } from '../../operator/network/cidr.ts';
@@ -239,8 +240,12 @@ export async function assertConverged(
     throw new Error(`${err.message} (${last})`);
   });
   const nets = new Map((await listNetworks(f, namespace)).map((n) => [n.metadata!.name!, n]));
+  // CNI ConfigMaps carry the Network's name as a label (the Envoy bootstrap copies do not).
   const cms = (
-    await f.core.listNamespacedConfigMap({ namespace, labelSelector: `${MANAGED_BY_LABEL}=${FIELD_MANAGER}` })
+    await f.core.listNamespacedConfigMap({
+      namespace,
+      labelSelector: `${MANAGED_BY_LABEL}=${FIELD_MANAGER},${NETWORK_LABEL}`,
+    })
   ).items;
   const byName = new Map(cms.map((c) => [c.metadata!.name!, c]));
   assert.equal(byName.size, cms.length, 'no duplicate CNI ConfigMaps');

@@ -1,8 +1,13 @@
 // The Helm chart, proven on the real control plane: lint, generated artefacts in sync,
-// server-side dry run, install/upgrade/uninstall, and netmesh running on the host under the
-// chart's own ServiceAccount (its RBAC suffices and is not excessive).
+// server-side dry run, install/upgrade/uninstall, two releases side by side, the CRD upgrade
+// step, and netmesh running on the host under the chart's own ServiceAccount (its RBAC suffices
+// and is not excessive), where the `helm test` check, the PrometheusRule and the Grafana
+// dashboard are run against the real thing.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
@@ -18,15 +23,53 @@ import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts
 import { helm, kubectl } from '../cluster/tools.ts';
 import { buildMutatingWebhookConfiguration } from '../webhook/webhook-config.ts';
 import { MANIFEST_PATH, readmeValuesSection, renderManifest, valuesTable } from './generate.ts';
+import { parsePromQL } from './monitoring/promql.ts';
+import { alertRules, dashboardQueries } from './monitoring/rules.ts';
 import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
 
 type Obj = k8s.KubernetesObject & Record<string, unknown>;
 
-function render(args: string[] = [], release = 'netmesh', namespace = 'netmesh-system'): Obj[] {
-  const out = helm('/dev/null', ['template', release, CHART_DIR, '--namespace', namespace, ...args]);
-  return parseAllDocuments(out)
+function parseManifests(text: string): Obj[] {
+  return parseAllDocuments(text)
     .map((d) => d.toJSON() as Obj)
     .filter(Boolean);
+}
+
+/** The release's objects as Helm installs them (the `helm test` hook is not among them). */
+function render(args: string[] = [], release = 'netmesh', namespace = 'netmesh-system'): Obj[] {
+  return parseManifests(
+    helm('/dev/null', ['template', release, CHART_DIR, '--namespace', namespace, '--skip-tests', ...args]),
+  );
+}
+
+/** The `helm test` hook's objects. */
+function renderTestHook(args: string[] = [], release = 'netmesh', namespace = 'netmesh-system'): Obj[] {
+  return parseManifests(
+    helm('/dev/null', [
+      'template',
+      release,
+      CHART_DIR,
+      '--namespace',
+      namespace,
+      '--show-only',
+      'templates/tests/injection.yaml',
+      ...args,
+    ]),
+  );
+}
+
+const MONITORING = [
+  '--set',
+  'metrics.serviceMonitor.enabled=true',
+  '--set',
+  'metrics.prometheusRule.enabled=true',
+  '--set',
+  'metrics.dashboard.enabled=true',
+];
+
+/** kind/namespace/name of every object ('' namespace for cluster-scoped ones). */
+function identities(objs: Obj[]): string[] {
+  return objs.map((o) => `${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`);
 }
 
 describe('helm chart: static checks', () => {
@@ -133,6 +176,333 @@ describe('helm chart: static checks', () => {
       /failurePolicy.*must be one of 'Ignore', 'Fail'/s,
     );
     assert.throws(() => render(['--set', 'replicaCount=0']), /replicaCount/);
+  });
+
+  test('the schema stays strict and accepts the common keys', () => {
+    const objs = render(
+      [
+        '--set',
+        'global.imageRegistry=registry.example',
+        '--set',
+        'nameOverride=mesh',
+        '--set',
+        'podLabels.team=net',
+        '--set',
+        'podAnnotations.note=x',
+        '--set',
+        'image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+        '--set',
+        'extraArgs[0]=--retry-qps=5',
+        '--set',
+        'extraEnv[0].name=NODE_OPTIONS',
+        '--set',
+        'extraEnv[0].value=--max-old-space-size=200',
+        '--set',
+        'topologySpreadConstraints[0].maxSkew=1',
+        '--set',
+        'topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone',
+        '--set',
+        'topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway',
+      ],
+      'edge',
+    );
+    const dep = objs.find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
+    const pod = dep.spec!.template;
+    const c = pod.spec!.containers[0]!;
+    assert.equal(dep.metadata?.labels?.['app.kubernetes.io/name'], 'mesh');
+    assert.equal(dep.metadata?.name, 'edge-mesh', 'nameOverride feeds the full name');
+    assert.equal(pod.metadata?.labels?.['team'], 'net');
+    assert.equal(pod.metadata?.annotations?.['note'], 'x');
+    assert.equal(
+      c.image,
+      'localhost/netmesh:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+    );
+    assert.equal(c.args?.at(-1), '--retry-qps=5', 'extra arguments come last, so they win');
+    assert.deepEqual(c.env?.at(-1), { name: 'NODE_OPTIONS', value: '--max-old-space-size=200' });
+    // A constraint without a selector spreads this release's Pods, not every Pod of the zone.
+    assert.deepEqual(pod.spec?.topologySpreadConstraints?.[0]?.labelSelector?.matchLabels, {
+      'app.kubernetes.io/name': 'mesh',
+      'app.kubernetes.io/instance': 'edge',
+    });
+    assert.equal(
+      render(['--set', 'fullnameOverride=edge-mesh']).find((o) => o.kind === 'MutatingWebhookConfiguration')
+        ?.metadata?.name,
+      'edge-mesh',
+    );
+    assert.throws(() => render(['--set', 'replicas=2']), /additional properties 'replicas' not allowed/);
+    assert.throws(() => render(['--set', 'image.digest=latest']), /digest/);
+    assert.throws(() => render(['--set', 'extraEnv[0].value=x']), /name/);
+  });
+
+  test('netmesh works as a subchart: global values and overrides through the parent', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netmesh-umbrella-'));
+    try {
+      writeFileSync(
+        join(dir, 'Chart.yaml'),
+        `apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n  - name: netmesh\n    version: ${
+          (parseYaml(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { version: string }).version
+        }\n    repository: file://${CHART_DIR}\n`,
+      );
+      writeFileSync(
+        join(dir, 'values.yaml'),
+        'global:\n  imageRegistry: registry.example\nnetmesh:\n  replicaCount: 3\n',
+      );
+      helm('/dev/null', ['dependency', 'update', dir]);
+      const objs = parseManifests(
+        helm('/dev/null', ['template', 'platform', dir, '--namespace', 'plat', '--skip-tests']),
+      );
+      const dep = objs.find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
+      assert.equal(dep.metadata?.name, 'platform-netmesh');
+      assert.equal(dep.spec?.replicas, 3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('hostNetwork: node network, cluster DNS, the configured webhook port', () => {
+    const dep = render([
+      '--set',
+      'hostNetwork=true',
+      '--set',
+      'webhook.port=10260',
+      '--set',
+      'healthPort=10261',
+    ]).find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
+    const spec = dep.spec!.template.spec!;
+    assert.equal(spec.hostNetwork, true);
+    assert.equal(spec.dnsPolicy, 'ClusterFirstWithHostNet');
+    const c = spec.containers[0]!;
+    assert.ok(c.args?.includes('--listen=0.0.0.0:10260'));
+    assert.ok(c.args?.includes('--health-listen=0.0.0.0:10261'));
+    assert.deepEqual(
+      c.ports?.map((p) => [p.name, p.containerPort]),
+      [
+        ['webhook', 10260],
+        ['health', 10261],
+      ],
+    );
+    const plain = render().find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
+    assert.equal(plain.spec!.template.spec!.hostNetwork, undefined);
+  });
+
+  test('the Service carries the metrics port, also without the webhook', () => {
+    for (const [args, ports] of [
+      [[], ['https-webhook', 'http-metrics']],
+      [['--set', 'webhook.enabled=false'], ['http-metrics']],
+    ] as const) {
+      const svc = render([...args]).find((o) => o.kind === 'Service') as unknown as k8s.V1Service;
+      assert.deepEqual(
+        svc.spec?.ports?.map((p) => p.name),
+        ports,
+      );
+      assert.equal(svc.spec?.ports?.find((p) => p.name === 'http-metrics')?.targetPort, 'health');
+    }
+  });
+
+  test('two releases in different namespaces share no object name', () => {
+    const a = identities(render(MONITORING, 'edge', 'edge-system'));
+    const b = identities(render(MONITORING, 'core', 'core-system'));
+    assert.deepEqual(
+      a.filter((id) => b.includes(id)),
+      [],
+    );
+    // Cluster-scoped objects carry the release's full name; the fixed user-facing names
+    // (template envoy-initializer, bootstrap envoy, TLS Secret) live in the release namespace.
+    const clusterScoped = a.filter((id) => id.split('/')[1] === '');
+    assert.deepEqual(clusterScoped.sort(), [
+      'ClusterRole//edge-netmesh',
+      'ClusterRoleBinding//edge-netmesh',
+      'MutatingWebhookConfiguration//edge-netmesh',
+    ]);
+    for (const id of a.filter((x) => x.split('/')[1] !== ''))
+      assert.equal(id.split('/')[1], 'edge-system', `${id} lives in the release namespace`);
+    const hookA = identities(renderTestHook([], 'edge', 'edge-system'));
+    const hookB = identities(renderTestHook([], 'core', 'core-system'));
+    assert.deepEqual(
+      hookA.filter((id) => hookB.includes(id)),
+      [],
+    );
+  });
+
+  test('monitoring objects are valid Prometheus Operator objects selecting this release', async () => {
+    const { ServiceMonitor } = await import(
+      '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor'
+    );
+    const { PodMonitor } = await import(
+      '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor'
+    );
+    const { PrometheusRule } = await import(
+      '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule'
+    );
+    assert.deepEqual(
+      render().filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'),
+      [],
+      'nothing without the CRDs unless asked',
+    );
+    const objs = render([...MONITORING, '--set', 'metrics.serviceMonitor.labels.release=kps']);
+    const sm = objs.find((o) => o.kind === 'ServiceMonitor')!;
+    new ServiceMonitor(sm as never).validate();
+    const smSpec = sm['spec'] as {
+      selector: { matchLabels: Record<string, string> };
+      endpoints: { port: string; relabelings: { targetLabel: string; replacement: string }[] }[];
+    };
+    assert.equal(sm.metadata?.labels?.['release'], 'kps');
+    const svc = objs.find((o) => o.kind === 'Service') as unknown as k8s.V1Service;
+    for (const [k, v] of Object.entries(smSpec.selector.matchLabels))
+      assert.equal(svc.metadata?.labels?.[k], v);
+    assert.ok(svc.spec?.ports?.some((p) => p.name === smSpec.endpoints[0]!.port));
+    assert.deepEqual(smSpec.endpoints[0]!.relabelings[0], {
+      action: 'replace',
+      targetLabel: 'job',
+      replacement: 'netmesh',
+    });
+
+    const pm = render(['--set', 'metrics.podMonitor.enabled=true']).find((o) => o.kind === 'PodMonitor')!;
+    new PodMonitor(pm as never).validate();
+    assert.throws(
+      () =>
+        render(['--set', 'metrics.podMonitor.enabled=true', '--set', 'metrics.serviceMonitor.enabled=true']),
+      /enable one of metrics.serviceMonitor and metrics.podMonitor/,
+    );
+
+    const rule = objs.find((o) => o.kind === 'PrometheusRule')!;
+    new PrometheusRule(rule as never).validate();
+    const rules = alertRules(rule);
+    assert.deepEqual(
+      rules.map((r) => r.alert),
+      [
+        'NetmeshWebhookCertificateExpiringSoon',
+        'NetmeshWebhookTemplateInvalid',
+        'NetmeshWebhookTemplateMissing',
+        'NetmeshWebhookErrors',
+        'NetmeshWebhookLatencyHigh',
+        'NetmeshReconcileErrors',
+        'NetmeshNoLeader',
+      ],
+    );
+    for (const r of rules) {
+      assert.doesNotThrow(() => parsePromQL(r.expr), r.alert);
+      assert.match(r.expr, /job="netmesh",namespace="netmesh-system"/, `${r.alert} selects this release`);
+      assert.match(r.annotations?.['runbook_url'] ?? '', /docs\/troubleshooting\.md#/);
+      assert.match(r.annotations?.['description'] ?? '', /\S/);
+    }
+    // Only the alerts of the parts that run; thresholds, extra labels and opt-outs apply.
+    const operatorOnly = alertRules(
+      render(['--set', 'metrics.prometheusRule.enabled=true', '--set', 'webhook.enabled=false']).find(
+        (o) => o.kind === 'PrometheusRule',
+      ),
+    );
+    assert.deepEqual(
+      operatorOnly.map((r) => r.alert),
+      ['NetmeshReconcileErrors', 'NetmeshNoLeader'],
+    );
+    const tuned = alertRules(
+      render([
+        '--set',
+        'metrics.prometheusRule.enabled=true',
+        '--set',
+        'metrics.prometheusRule.certificateExpiryDays=3',
+        '--set',
+        'metrics.prometheusRule.webhookLatencyP99Seconds=0.25',
+        '--set',
+        'metrics.prometheusRule.alertLabels.team=platform',
+        '--set',
+        'metrics.prometheusRule.disabled[0]=NetmeshWebhookErrors',
+        '--set',
+        'metrics.prometheusRule.selector=job="custom"',
+      ]).find((o) => o.kind === 'PrometheusRule'),
+    );
+    assert.ok(!tuned.some((r) => r.alert === 'NetmeshWebhookErrors'));
+    assert.match(
+      tuned.find((r) => r.alert === 'NetmeshWebhookCertificateExpiringSoon')!.expr,
+      /< 3 \* 86400$/,
+    );
+    assert.match(tuned.find((r) => r.alert === 'NetmeshWebhookLatencyHigh')!.expr, /> 0\.25$/);
+    assert.ok(tuned.every((r) => r.labels?.['team'] === 'platform' && r.expr.includes('{job="custom"')));
+    assert.throws(
+      () => render(['--set', 'metrics.prometheusRule.disabled[0]=NoSuchAlert']),
+      /disabled/,
+      'a misspelt alert name is an error, not a silent no-op',
+    );
+  });
+
+  test('the Grafana dashboard ships in the chart and is sound', () => {
+    const file = readFileSync(join(CHART_DIR, 'dashboards', 'netmesh.json'), 'utf8');
+    const dashboard = JSON.parse(file) as { uid: string; panels: { id: number }[] };
+    assert.equal(dashboard.uid, 'netmesh-overview');
+    const ids = dashboard.panels.map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
+    const queries = dashboardQueries(dashboard, { namespace: 'netmesh-system', job: 'netmesh' });
+    assert.ok(queries.length >= 20, `${queries.length} queries`);
+    for (const q of queries) assert.doesNotThrow(() => parsePromQL(q.expr), `${q.panel}: ${q.expr}`);
+    const cm = render([
+      '--set',
+      'metrics.dashboard.enabled=true',
+      '--set',
+      'metrics.dashboard.namespace=monitoring',
+    ]).find(
+      (o) => o.kind === 'ConfigMap' && o.metadata?.name === 'netmesh-dashboard',
+    ) as unknown as k8s.V1ConfigMap;
+    assert.equal(cm.metadata?.namespace, 'monitoring');
+    assert.equal(cm.metadata?.labels?.['grafana_dashboard'], '1');
+    assert.deepEqual(JSON.parse(cm.data?.['netmesh.json'] ?? ''), dashboard);
+  });
+
+  test('helm test hook: a labelled namespace, least privilege, the netmesh image', () => {
+    const objs = renderTestHook([
+      '--set',
+      'webhook.extraNamespaceSelector[0].key=team',
+      '--set',
+      'webhook.extraNamespaceSelector[0].operator=In',
+      '--set',
+      'webhook.extraNamespaceSelector[0].values[0]=canary',
+    ]);
+    for (const o of objs) {
+      assert.equal(o.metadata?.annotations?.['helm.sh/hook'], 'test', `${o.kind} is a test hook`);
+      assert.equal(
+        o.metadata?.annotations?.['helm.sh/hook-delete-policy'],
+        'before-hook-creation,hook-succeeded',
+      );
+    }
+    const ns = objs.find((o) => o.kind === 'Namespace')!;
+    assert.equal(ns.metadata?.name, 'netmesh-test');
+    assert.deepEqual(
+      { injection: ns.metadata?.labels?.['netmesh.io/injection'], team: ns.metadata?.labels?.['team'] },
+      { injection: 'enabled', team: 'canary' },
+      'the namespace matches every webhook selector',
+    );
+    const role = objs.find((o) => o.kind === 'Role') as unknown as k8s.V1Role;
+    assert.equal(role.metadata?.namespace, 'netmesh-test');
+    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['pods'], verbs: ['create'] }]);
+    const pod = objs.find((o) => o.kind === 'Pod') as unknown as k8s.V1Pod;
+    assert.equal(pod.metadata?.namespace, 'netmesh-system', 'runs in the (never injected) release namespace');
+    assert.equal(pod.metadata?.labels?.['netmesh.io/inject'], 'false');
+    const c = pod.spec!.containers[0]!;
+    assert.equal(c.image, 'localhost/netmesh:0.1.0');
+    assert.equal(c.securityContext?.readOnlyRootFilesystem, true);
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+    assert.equal(env['NETMESH_TEST_NAMESPACE'], 'netmesh-test');
+    assert.equal(env['NETMESH_EXPECTED_CONTAINERS'], '["envoy"]');
+    // An existing namespace instead: no Namespace is created, the Role goes there.
+    const given = renderTestHook(['--set', 'tests.namespace=apps']);
+    assert.ok(!given.some((o) => o.kind === 'Namespace'));
+    assert.equal(given.find((o) => o.kind === 'Role')?.metadata?.namespace, 'apps');
+    assert.throws(() => renderTestHook(['--set', 'tests.enabled=false']), /could not find template/);
+  });
+
+  test('NOTES: restarting existing workloads, helm test, netmesh check', () => {
+    const text = helm('/dev/null', [
+      'install',
+      'netmesh',
+      CHART_DIR,
+      '--namespace',
+      'netmesh-system',
+      '--dry-run=client',
+    ]).slice(-2500);
+    assert.match(text, /kubectl -n <namespace> rollout restart deploy,statefulset,daemonset/);
+    assert.match(text, /helm test netmesh -n netmesh-system --logs/);
+    assert.match(text, /netmesh check/);
+    assert.doesNotMatch(text, /helm show crds/, 'the CRD step is shown on upgrades only');
   });
 });
 

@@ -375,6 +375,15 @@ describe('helm chart: static checks', () => {
     const rule = objs.find((o) => o.kind === 'PrometheusRule')!;
     new PrometheusRule(rule as never).validate();
     const rules = alertRules(rule);
+    // GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens.
+    const runbooks = new Set(
+      [...readFileSync('docs/troubleshooting.md', 'utf8').matchAll(/^#{2,3} (.+)$/gm)].map((m) =>
+        m[1]!
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, '')
+          .replace(/ /g, '-'),
+      ),
+    );
     assert.deepEqual(
       rules.map((r) => r.alert),
       [
@@ -390,7 +399,13 @@ describe('helm chart: static checks', () => {
     for (const r of rules) {
       assert.doesNotThrow(() => parsePromQL(r.expr), r.alert);
       assert.match(r.expr, /job="netmesh",namespace="netmesh-system"/, `${r.alert} selects this release`);
-      assert.match(r.annotations?.['runbook_url'] ?? '', /docs\/troubleshooting\.md#/);
+      const anchor = /docs\/troubleshooting\.md#([a-z0-9-]+)$/.exec(
+        r.annotations?.['runbook_url'] ?? '',
+      )?.[1];
+      assert.ok(
+        anchor && runbooks.has(anchor),
+        `${r.alert}: runbook section #${anchor} in docs/troubleshooting.md`,
+      );
       assert.match(r.annotations?.['description'] ?? '', /\S/);
     }
     // Only the alerts of the parts that run; thresholds, extra labels and opt-outs apply.

@@ -1,8 +1,13 @@
 // The Helm chart, proven on the real control plane: lint, generated artefacts in sync,
-// server-side dry run, install/upgrade/uninstall, and netmesh running on the host under the
-// chart's own ServiceAccount (its RBAC suffices and is not excessive).
+// server-side dry run, install/upgrade/uninstall, two releases side by side, the CRD upgrade
+// step, and netmesh running on the host under the chart's own ServiceAccount (its RBAC suffices
+// and is not excessive), where the `helm test` check, the PrometheusRule and the Grafana
+// dashboard are run against the real thing.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
@@ -10,6 +15,7 @@ import {
   CHART_DIR,
   hostRunArgs,
   installChart,
+  releaseExists,
   serviceAccountKubeconfig,
   uninstallChart,
 } from '../cluster/chart.ts';
@@ -18,15 +24,59 @@ import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts
 import { helm, kubectl } from '../cluster/tools.ts';
 import { buildMutatingWebhookConfiguration } from '../webhook/webhook-config.ts';
 import { MANIFEST_PATH, readmeValuesSection, renderManifest, valuesTable } from './generate.ts';
+import { Evaluator, type Labels, parsePromQL } from './monitoring/promql.ts';
+import {
+  alertRules,
+  checkQuery,
+  dashboardQueries,
+  type Scrape,
+  storeFromScrapes,
+} from './monitoring/rules.ts';
 import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
 
 type Obj = k8s.KubernetesObject & Record<string, unknown>;
 
-function render(args: string[] = [], release = 'netmesh', namespace = 'netmesh-system'): Obj[] {
-  const out = helm('/dev/null', ['template', release, CHART_DIR, '--namespace', namespace, ...args]);
-  return parseAllDocuments(out)
+function parseManifests(text: string): Obj[] {
+  return parseAllDocuments(text)
     .map((d) => d.toJSON() as Obj)
     .filter(Boolean);
+}
+
+/** The release's objects as Helm installs them (the `helm test` hook is not among them). */
+function render(args: string[] = [], release = 'netmesh', namespace = 'netmesh-system'): Obj[] {
+  return parseManifests(
+    helm('/dev/null', ['template', release, CHART_DIR, '--namespace', namespace, '--skip-tests', ...args]),
+  );
+}
+
+/** The `helm test` hook's objects. */
+function renderTestHook(args: string[] = [], release = 'netmesh', namespace = 'netmesh-system'): Obj[] {
+  return parseManifests(
+    helm('/dev/null', [
+      'template',
+      release,
+      CHART_DIR,
+      '--namespace',
+      namespace,
+      '--show-only',
+      'templates/tests/injection.yaml',
+      ...args,
+    ]),
+  );
+}
+
+const MONITORING = [
+  '--set',
+  'metrics.serviceMonitor.enabled=true',
+  '--set',
+  'metrics.prometheusRule.enabled=true',
+  '--set',
+  'metrics.dashboard.enabled=true',
+];
+
+/** kind/namespace/name of every object ('' namespace for cluster-scoped ones). */
+function identities(objs: Obj[]): string[] {
+  return objs.map((o) => `${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`);
 }
 
 describe('helm chart: static checks', () => {
@@ -134,6 +184,348 @@ describe('helm chart: static checks', () => {
     );
     assert.throws(() => render(['--set', 'replicaCount=0']), /replicaCount/);
   });
+
+  test('the schema stays strict and accepts the common keys', () => {
+    const objs = render(
+      [
+        '--set',
+        'global.imageRegistry=registry.example',
+        '--set',
+        'nameOverride=mesh',
+        '--set',
+        'podLabels.team=net',
+        '--set',
+        'podAnnotations.note=x',
+        '--set',
+        'image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+        '--set',
+        'extraArgs[0]=--retry-qps=5',
+        '--set',
+        'extraEnv[0].name=NODE_OPTIONS',
+        '--set',
+        'extraEnv[0].value=--max-old-space-size=200',
+        '--set',
+        'topologySpreadConstraints[0].maxSkew=1',
+        '--set',
+        'topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone',
+        '--set',
+        'topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway',
+      ],
+      'edge',
+    );
+    const dep = objs.find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
+    const pod = dep.spec!.template;
+    const c = pod.spec!.containers[0]!;
+    assert.equal(dep.metadata?.labels?.['app.kubernetes.io/name'], 'mesh');
+    assert.equal(dep.metadata?.name, 'edge-mesh', 'nameOverride feeds the full name');
+    assert.equal(pod.metadata?.labels?.['team'], 'net');
+    assert.equal(pod.metadata?.annotations?.['note'], 'x');
+    assert.equal(
+      c.image,
+      'localhost/netmesh:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+    );
+    assert.equal(c.args?.at(-1), '--retry-qps=5', 'extra arguments come last, so they win');
+    assert.deepEqual(c.env?.at(-1), { name: 'NODE_OPTIONS', value: '--max-old-space-size=200' });
+    // A constraint without a selector spreads this release's Pods, not every Pod of the zone.
+    assert.deepEqual(pod.spec?.topologySpreadConstraints?.[0]?.labelSelector?.matchLabels, {
+      'app.kubernetes.io/name': 'mesh',
+      'app.kubernetes.io/instance': 'edge',
+    });
+    assert.equal(
+      render(['--set', 'fullnameOverride=edge-mesh']).find((o) => o.kind === 'MutatingWebhookConfiguration')
+        ?.metadata?.name,
+      'edge-mesh',
+    );
+    assert.throws(() => render(['--set', 'replicas=2']), /additional properties 'replicas' not allowed/);
+    assert.throws(() => render(['--set', 'image.digest=latest']), /digest/);
+    assert.throws(() => render(['--set', 'extraEnv[0].value=x']), /name/);
+  });
+
+  test('netmesh works as a subchart: global values and overrides through the parent', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netmesh-umbrella-'));
+    try {
+      writeFileSync(
+        join(dir, 'Chart.yaml'),
+        `apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n  - name: netmesh\n    version: ${
+          (parseYaml(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { version: string }).version
+        }\n    repository: file://${CHART_DIR}\n`,
+      );
+      writeFileSync(
+        join(dir, 'values.yaml'),
+        'global:\n  imageRegistry: registry.example\nnetmesh:\n  replicaCount: 3\n',
+      );
+      helm('/dev/null', ['dependency', 'update', dir]);
+      const objs = parseManifests(
+        helm('/dev/null', ['template', 'platform', dir, '--namespace', 'plat', '--skip-tests']),
+      );
+      const dep = objs.find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
+      assert.equal(dep.metadata?.name, 'platform-netmesh');
+      assert.equal(dep.spec?.replicas, 3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('hostNetwork: node network, cluster DNS, the configured webhook port', () => {
+    const dep = render([
+      '--set',
+      'hostNetwork=true',
+      '--set',
+      'webhook.port=10260',
+      '--set',
+      'healthPort=10261',
+    ]).find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
+    const spec = dep.spec!.template.spec!;
+    assert.equal(spec.hostNetwork, true);
+    assert.equal(spec.dnsPolicy, 'ClusterFirstWithHostNet');
+    const c = spec.containers[0]!;
+    assert.ok(c.args?.includes('--listen=0.0.0.0:10260'));
+    assert.ok(c.args?.includes('--health-listen=0.0.0.0:10261'));
+    assert.deepEqual(
+      c.ports?.map((p) => [p.name, p.containerPort]),
+      [
+        ['webhook', 10260],
+        ['health', 10261],
+      ],
+    );
+    const plain = render().find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
+    assert.equal(plain.spec!.template.spec!.hostNetwork, undefined);
+  });
+
+  test('the Service carries the metrics port, also without the webhook', () => {
+    for (const [args, ports] of [
+      [[], ['https-webhook', 'http-metrics']],
+      [['--set', 'webhook.enabled=false'], ['http-metrics']],
+    ] as const) {
+      const svc = render([...args]).find((o) => o.kind === 'Service') as unknown as k8s.V1Service;
+      assert.deepEqual(
+        svc.spec?.ports?.map((p) => p.name),
+        ports,
+      );
+      assert.equal(svc.spec?.ports?.find((p) => p.name === 'http-metrics')?.targetPort, 'health');
+    }
+  });
+
+  test('two releases in different namespaces share no object name', () => {
+    const a = identities(render(MONITORING, 'edge', 'edge-system'));
+    const b = identities(render(MONITORING, 'core', 'core-system'));
+    assert.deepEqual(
+      a.filter((id) => b.includes(id)),
+      [],
+    );
+    // Cluster-scoped objects carry the release's full name; the fixed user-facing names
+    // (template envoy-initializer, bootstrap envoy, TLS Secret) live in the release namespace.
+    const clusterScoped = a.filter((id) => id.split('/')[1] === '');
+    assert.deepEqual(clusterScoped.sort(), [
+      'ClusterRole//edge-netmesh',
+      'ClusterRoleBinding//edge-netmesh',
+      'MutatingWebhookConfiguration//edge-netmesh',
+    ]);
+    for (const id of a.filter((x) => x.split('/')[1] !== ''))
+      assert.equal(id.split('/')[1], 'edge-system', `${id} lives in the release namespace`);
+    const hookA = identities(renderTestHook([], 'edge', 'edge-system'));
+    const hookB = identities(renderTestHook([], 'core', 'core-system'));
+    assert.deepEqual(
+      hookA.filter((id) => hookB.includes(id)),
+      [],
+    );
+  });
+
+  test('monitoring objects are valid Prometheus Operator objects selecting this release', async () => {
+    const { ServiceMonitor } = await import(
+      '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor'
+    );
+    const { PodMonitor } = await import(
+      '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor'
+    );
+    const { PrometheusRule } = await import(
+      '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule'
+    );
+    assert.deepEqual(
+      render().filter((o) => o.apiVersion === 'monitoring.coreos.com/v1'),
+      [],
+      'nothing without the CRDs unless asked',
+    );
+    const objs = render([...MONITORING, '--set', 'metrics.serviceMonitor.labels.release=kps']);
+    const sm = objs.find((o) => o.kind === 'ServiceMonitor')!;
+    new ServiceMonitor(sm as never).validate();
+    const smSpec = sm['spec'] as {
+      selector: { matchLabels: Record<string, string> };
+      endpoints: { port: string; relabelings: { targetLabel: string; replacement: string }[] }[];
+    };
+    assert.equal(sm.metadata?.labels?.['release'], 'kps');
+    const svc = objs.find((o) => o.kind === 'Service') as unknown as k8s.V1Service;
+    for (const [k, v] of Object.entries(smSpec.selector.matchLabels))
+      assert.equal(svc.metadata?.labels?.[k], v);
+    assert.ok(svc.spec?.ports?.some((p) => p.name === smSpec.endpoints[0]!.port));
+    assert.deepEqual(smSpec.endpoints[0]!.relabelings[0], {
+      action: 'replace',
+      targetLabel: 'job',
+      replacement: 'netmesh',
+    });
+
+    const pm = render(['--set', 'metrics.podMonitor.enabled=true']).find((o) => o.kind === 'PodMonitor')!;
+    new PodMonitor(pm as never).validate();
+    assert.throws(
+      () =>
+        render(['--set', 'metrics.podMonitor.enabled=true', '--set', 'metrics.serviceMonitor.enabled=true']),
+      /enable one of metrics.serviceMonitor and metrics.podMonitor/,
+    );
+
+    const rule = objs.find((o) => o.kind === 'PrometheusRule')!;
+    new PrometheusRule(rule as never).validate();
+    const rules = alertRules(rule);
+    // GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens.
+    const runbooks = new Set(
+      [...readFileSync('docs/troubleshooting.md', 'utf8').matchAll(/^#{2,3} (.+)$/gm)].map((m) =>
+        m[1]!
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, '')
+          .replace(/ /g, '-'),
+      ),
+    );
+    assert.deepEqual(
+      rules.map((r) => r.alert),
+      [
+        'NetmeshWebhookCertificateExpiringSoon',
+        'NetmeshWebhookTemplateInvalid',
+        'NetmeshWebhookTemplateMissing',
+        'NetmeshWebhookErrors',
+        'NetmeshWebhookLatencyHigh',
+        'NetmeshReconcileErrors',
+        'NetmeshNoLeader',
+      ],
+    );
+    for (const r of rules) {
+      assert.doesNotThrow(() => parsePromQL(r.expr), r.alert);
+      assert.match(r.expr, /job="netmesh",namespace="netmesh-system"/, `${r.alert} selects this release`);
+      const anchor = /docs\/troubleshooting\.md#([a-z0-9-]+)$/.exec(
+        r.annotations?.['runbook_url'] ?? '',
+      )?.[1];
+      assert.ok(
+        anchor && runbooks.has(anchor),
+        `${r.alert}: runbook section #${anchor} in docs/troubleshooting.md`,
+      );
+      assert.match(r.annotations?.['description'] ?? '', /\S/);
+    }
+    // Only the alerts of the parts that run; thresholds, extra labels and opt-outs apply.
+    const operatorOnly = alertRules(
+      render(['--set', 'metrics.prometheusRule.enabled=true', '--set', 'webhook.enabled=false']).find(
+        (o) => o.kind === 'PrometheusRule',
+      ),
+    );
+    assert.deepEqual(
+      operatorOnly.map((r) => r.alert),
+      ['NetmeshReconcileErrors', 'NetmeshNoLeader'],
+    );
+    const tuned = alertRules(
+      render([
+        '--set',
+        'metrics.prometheusRule.enabled=true',
+        '--set',
+        'metrics.prometheusRule.certificateExpiryDays=3',
+        '--set',
+        'metrics.prometheusRule.webhookLatencyP99Seconds=0.25',
+        '--set',
+        'metrics.prometheusRule.alertLabels.team=platform',
+        '--set',
+        'metrics.prometheusRule.disabled[0]=NetmeshWebhookErrors',
+        '--set',
+        'metrics.prometheusRule.selector=job="custom"',
+      ]).find((o) => o.kind === 'PrometheusRule'),
+    );
+    assert.ok(!tuned.some((r) => r.alert === 'NetmeshWebhookErrors'));
+    assert.match(
+      tuned.find((r) => r.alert === 'NetmeshWebhookCertificateExpiringSoon')!.expr,
+      /< 3 \* 86400$/,
+    );
+    assert.match(tuned.find((r) => r.alert === 'NetmeshWebhookLatencyHigh')!.expr, /> 0\.25$/);
+    assert.ok(tuned.every((r) => r.labels?.['team'] === 'platform' && r.expr.includes('{job="custom"')));
+    assert.throws(
+      () => render(['--set', 'metrics.prometheusRule.disabled[0]=NoSuchAlert']),
+      /disabled/,
+      'a misspelt alert name is an error, not a silent no-op',
+    );
+  });
+
+  test('the Grafana dashboard ships in the chart and is sound', () => {
+    const file = readFileSync(join(CHART_DIR, 'dashboards', 'netmesh.json'), 'utf8');
+    const dashboard = JSON.parse(file) as { uid: string; panels: { id: number }[] };
+    assert.equal(dashboard.uid, 'netmesh-overview');
+    const ids = dashboard.panels.map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
+    const queries = dashboardQueries(dashboard, { namespace: 'netmesh-system', job: 'netmesh' });
+    assert.ok(queries.length >= 20, `${queries.length} queries`);
+    for (const q of queries) assert.doesNotThrow(() => parsePromQL(q.expr), `${q.panel}: ${q.expr}`);
+    const cm = render([
+      '--set',
+      'metrics.dashboard.enabled=true',
+      '--set',
+      'metrics.dashboard.namespace=monitoring',
+    ]).find(
+      (o) => o.kind === 'ConfigMap' && o.metadata?.name === 'netmesh-dashboard',
+    ) as unknown as k8s.V1ConfigMap;
+    assert.equal(cm.metadata?.namespace, 'monitoring');
+    assert.equal(cm.metadata?.labels?.['grafana_dashboard'], '1');
+    assert.deepEqual(JSON.parse(cm.data?.['netmesh.json'] ?? ''), dashboard);
+  });
+
+  test('helm test hook: a labelled namespace, least privilege, the netmesh image', () => {
+    const objs = renderTestHook([
+      '--set',
+      'webhook.extraNamespaceSelector[0].key=team',
+      '--set',
+      'webhook.extraNamespaceSelector[0].operator=In',
+      '--set',
+      'webhook.extraNamespaceSelector[0].values[0]=canary',
+    ]);
+    for (const o of objs) {
+      assert.equal(o.metadata?.annotations?.['helm.sh/hook'], 'test', `${o.kind} is a test hook`);
+      assert.equal(
+        o.metadata?.annotations?.['helm.sh/hook-delete-policy'],
+        'before-hook-creation,hook-succeeded',
+      );
+    }
+    const ns = objs.find((o) => o.kind === 'Namespace')!;
+    assert.equal(ns.metadata?.name, 'netmesh-test');
+    assert.deepEqual(
+      { injection: ns.metadata?.labels?.['netmesh.io/injection'], team: ns.metadata?.labels?.['team'] },
+      { injection: 'enabled', team: 'canary' },
+      'the namespace matches every webhook selector',
+    );
+    const role = objs.find((o) => o.kind === 'Role') as unknown as k8s.V1Role;
+    assert.equal(role.metadata?.namespace, 'netmesh-test');
+    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['pods'], verbs: ['create'] }]);
+    const pod = objs.find((o) => o.kind === 'Pod') as unknown as k8s.V1Pod;
+    assert.equal(pod.metadata?.namespace, 'netmesh-system', 'runs in the (never injected) release namespace');
+    assert.equal(pod.metadata?.labels?.['netmesh.io/inject'], 'false');
+    const c = pod.spec!.containers[0]!;
+    assert.equal(c.image, 'localhost/netmesh:0.1.0');
+    assert.equal(c.securityContext?.readOnlyRootFilesystem, true);
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+    assert.equal(env['NETMESH_TEST_NAMESPACE'], 'netmesh-test');
+    assert.equal(env['NETMESH_EXPECTED_CONTAINERS'], '["envoy"]');
+    // An existing namespace instead: no Namespace is created, the Role goes there.
+    const given = renderTestHook(['--set', 'tests.namespace=apps']);
+    assert.ok(!given.some((o) => o.kind === 'Namespace'));
+    assert.equal(given.find((o) => o.kind === 'Role')?.metadata?.namespace, 'apps');
+    assert.throws(() => renderTestHook(['--set', 'tests.enabled=false']), /could not find template/);
+  });
+
+  test('NOTES: restarting existing workloads, helm test, netmesh check', () => {
+    const text = helm('/dev/null', [
+      'install',
+      'netmesh',
+      CHART_DIR,
+      '--namespace',
+      'netmesh-system',
+      '--dry-run=client',
+    ]).slice(-2500);
+    assert.match(text, /kubectl -n <namespace> rollout restart deploy,statefulset,daemonset/);
+    assert.match(text, /helm test netmesh -n netmesh-system --logs/);
+    assert.match(text, /netmesh check/);
+    assert.doesNotMatch(text, /helm show crds/, 'the CRD step is shown on upgrades only');
+  });
 });
 
 describe('helm chart on the control plane', () => {
@@ -149,12 +541,43 @@ describe('helm chart on the control plane', () => {
     const ns = 'nm-dryrun';
     kubectl(h.cluster.kubeconfigPath, ['create', 'namespace', ns]);
     try {
-      const out = helm('/dev/null', ['template', 'dry', CHART_DIR, '--namespace', ns]);
+      const out = helm('/dev/null', ['template', 'dry', CHART_DIR, '--namespace', ns, '--skip-tests']);
       const res = kubectl(h.cluster.kubeconfigPath, ['apply', '--dry-run=server', '-f', '-'], out);
       assert.match(res, /deployment\.apps\/dry-netmesh created \(server dry run\)/);
       assert.match(
         res,
         /mutatingwebhookconfiguration\.admissionregistration\.k8s\.io\/dry-netmesh created \(server dry run\)/,
+      );
+      // The `helm test` hook's objects too, in an existing namespace. The Pod's ServiceAccount
+      // must exist for its dry run, so the hook's other objects are created for real (they go
+      // with the namespace at the end).
+      const hook = parseManifests(
+        helm('/dev/null', [
+          'template',
+          'dry',
+          CHART_DIR,
+          '--namespace',
+          ns,
+          '--show-only',
+          'templates/tests/injection.yaml',
+          '--set',
+          `tests.namespace=${ns}`,
+        ]),
+      );
+      const toText = (objs: Obj[]) => objs.map((o) => JSON.stringify(o)).join('\n');
+      const hookRes = kubectl(
+        h.cluster.kubeconfigPath,
+        ['apply', '-f', '-'],
+        toText(hook.filter((o) => o.kind !== 'Pod')),
+      );
+      assert.match(hookRes, /role\.rbac\.authorization\.k8s\.io\/dry-netmesh-test created/);
+      assert.match(
+        kubectl(
+          h.cluster.kubeconfigPath,
+          ['apply', '--dry-run=server', '-f', '-'],
+          toText(hook.filter((o) => o.kind === 'Pod')),
+        ),
+        /pod\/dry-netmesh-test created \(server dry run\)/,
       );
     } finally {
       kubectl(h.cluster.kubeconfigPath, ['delete', 'namespace', ns, '--wait=false']);
@@ -225,6 +648,118 @@ describe('helm chart on the control plane', () => {
       .makeApiClient(k8s.ApiextensionsV1Api)
       .readCustomResourceDefinition({ name: 'networks.netmesh.io' });
     kubectl(h.cluster.kubeconfigPath, ['delete', 'namespace', ns, '--wait=false']);
+  });
+
+  test('two releases side by side: both install, neither touches the other, each uninstalls cleanly', async () => {
+    const a = { release: 'nm-a', ns: 'nm-a-system' };
+    const b = { release: 'nm-b', ns: 'nm-b-system' };
+    const admission = h.kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+    const rbac = h.kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+    try {
+      installChart(h.cluster.kubeconfigPath, a.release, a.ns, { 'webhook.failurePolicy': 'Ignore' });
+      // The second release as a canary webhook: its own namespaces only, no second operator
+      // (one operator reconciles every Network of the cluster).
+      installChart(h.cluster.kubeconfigPath, b.release, b.ns, {
+        'operator.enabled': false,
+        'webhook.failurePolicy': 'Ignore',
+        'webhook.extraNamespaceSelector[0].key': 'netmesh.io/canary',
+        'webhook.extraNamespaceSelector[0].operator': 'Exists',
+      });
+      for (const r of [a, b]) {
+        const full = `${r.release}-netmesh`;
+        const mwc = await admission.readMutatingWebhookConfiguration({ name: full });
+        assert.equal(mwc.webhooks?.[0]?.clientConfig.service?.namespace, r.ns);
+        await rbac.readClusterRole({ name: full });
+        for (const name of ['envoy', 'envoy-initializer'])
+          await h.core.readNamespacedConfigMap({ namespace: r.ns, name });
+        await h.core.readNamespacedSecret({ namespace: r.ns, name: 'netmesh-webhook-tls' });
+      }
+      // The same release name in another namespace would need the same cluster-scoped names:
+      // Helm refuses it (ownership annotations) instead of taking them over.
+      assert.throws(
+        () => installChart(h.cluster.kubeconfigPath, a.release, 'nm-a-other'),
+        /invalid ownership metadata|exists and cannot be imported/,
+      );
+      const mwcA = await admission.readMutatingWebhookConfiguration({ name: 'nm-a-netmesh' });
+      assert.equal(
+        mwcA.metadata?.annotations?.['meta.helm.sh/release-namespace'],
+        a.ns,
+        'release a untouched',
+      );
+
+      uninstallChart(h.cluster.kubeconfigPath, b.release, b.ns);
+      await eventually('release b gone', () =>
+        gone(() => admission.readMutatingWebhookConfiguration({ name: 'nm-b-netmesh' })),
+      );
+      await admission.readMutatingWebhookConfiguration({ name: 'nm-a-netmesh' });
+      await h.core.readNamespacedConfigMap({ namespace: a.ns, name: 'envoy-initializer' });
+    } finally {
+      for (const r of [a, b])
+        if (releaseExists(h.cluster.kubeconfigPath, r.release, r.ns))
+          uninstallChart(h.cluster.kubeconfigPath, r.release, r.ns);
+      if (releaseExists(h.cluster.kubeconfigPath, a.release, 'nm-a-other'))
+        uninstallChart(h.cluster.kubeconfigPath, a.release, 'nm-a-other');
+      for (const ns of [a.ns, b.ns, 'nm-a-other'])
+        kubectl(h.cluster.kubeconfigPath, ['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
+    }
+  });
+
+  test('CRD upgrade: helm upgrade leaves the CRD alone; the documented server-side apply updates it', async () => {
+    const crdPath = 'crds/networks.netmesh.io.yaml';
+    const current = parseYaml(readFileSync(crdPath, 'utf8')) as {
+      spec: { versions: { additionalPrinterColumns?: { name: string }[] }[] };
+    };
+    const columns = (crd: unknown) =>
+      ((crd as typeof current).spec.versions[0]!.additionalPrinterColumns ?? []).map((c) => c.name);
+    const wanted = columns(current);
+    assert.ok(wanted.length > 1);
+    // An older release's CRD: one printer column fewer, owned by Helm's field manager.
+    const older = structuredClone(current);
+    older.spec.versions[0]!.additionalPrinterColumns =
+      older.spec.versions[0]!.additionalPrinterColumns!.slice(0, -1);
+    const ext = h.kc.makeApiClient(k8s.ApiextensionsV1Api);
+    const release = 'nmcrd';
+    const ns = 'nmcrd-system';
+    const appNs = await createNamespace(h, 'crd-upgrade');
+    try {
+      // Helm 4 server-side-applies crds/ on a first install even over an existing CRD (Helm 3
+      // skips it); neither touches it on upgrade, which is what this is about.
+      installChart(h.cluster.kubeconfigPath, release, ns);
+      kubectl(
+        h.cluster.kubeconfigPath,
+        ['apply', '--server-side', '--force-conflicts', '--field-manager=helm', '-f', '-'],
+        JSON.stringify(older),
+      );
+      kubectl(h.cluster.kubeconfigPath, ['apply', '-n', appNs, '-f', 'deploy/examples/example-network.yaml']);
+      installChart(h.cluster.kubeconfigPath, release, ns, { replicaCount: 1 });
+      assert.deepEqual(
+        columns(await ext.readCustomResourceDefinition({ name: 'networks.netmesh.io' })),
+        wanted.slice(0, -1),
+        'helm upgrade did not touch the CRD',
+      );
+      // The README's upgrade step, verbatim.
+      const crds = helm('/dev/null', ['show', 'crds', CHART_DIR]);
+      kubectl(h.cluster.kubeconfigPath, ['apply', '--server-side', '--force-conflicts', '-f', '-'], crds);
+      assert.deepEqual(
+        columns(await ext.readCustomResourceDefinition({ name: 'networks.netmesh.io' })),
+        wanted,
+      );
+      const n = await h.custom.getNamespacedCustomObject({
+        group: 'netmesh.io',
+        version: 'v1',
+        namespace: appNs,
+        plural: 'networks',
+        name: 'example-network',
+      });
+      assert.ok(n, 'existing Networks survive the CRD update');
+    } finally {
+      // No operator runs here: nothing would release a finalizer, and none was added.
+      kubectl(h.cluster.kubeconfigPath, ['apply', '--server-side', '--force-conflicts', '-f', crdPath]);
+      if (releaseExists(h.cluster.kubeconfigPath, release, ns))
+        uninstallChart(h.cluster.kubeconfigPath, release, ns);
+      await deleteNamespace(h, appNs);
+      kubectl(h.cluster.kubeconfigPath, ['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
+    }
   });
 
   describe('netmesh on the host under the chart identity', () => {
@@ -303,6 +838,213 @@ describe('helm chart on the control plane', () => {
         'network',
         'example-network',
         '--wait=true',
+      ]);
+    });
+
+    test('helm test: the hook passes against this release, and fails when the namespace is not labelled', async () => {
+      // Everything `helm test` would create except the Pod (no kubelet here): its script runs on
+      // this host instead, under the hook's own ServiceAccount, with the Pod's environment.
+      const hooks = parseManifests(helm(h.cluster.kubeconfigPath, ['get', 'hooks', release, '-n', systemNs]));
+      const pod = hooks.find((o) => o.kind === 'Pod') as unknown as k8s.V1Pod;
+      const script = (hooks.find((o) => o.kind === 'ConfigMap') as unknown as k8s.V1ConfigMap).data?.[
+        'check-injection.mjs'
+      ];
+      assert.ok(pod && script);
+      const others = hooks.filter((o) => o.kind !== 'Pod');
+      const manifest = others.map((o) => JSON.stringify(o)).join('\n');
+      kubectl(h.cluster.kubeconfigPath, ['apply', '-f', '-'], manifest);
+      const dir = mkdtempSync(join(tmpdir(), 'netmesh-helm-test-'));
+      const token = await serviceAccountKubeconfig(h.kc, systemNs, pod.spec!.serviceAccountName!);
+      try {
+        writeFileSync(join(dir, 'token'), token.token, { mode: 0o600 });
+        writeFileSync(join(dir, 'ca.crt'), Buffer.from(h.kc.getCurrentCluster()!.caData!, 'base64'));
+        writeFileSync(join(dir, 'check-injection.mjs'), script);
+        const server = new URL(h.kc.getCurrentCluster()!.server);
+        const env: Record<string, string> = {
+          PATH: process.env['PATH'] ?? '',
+          ...Object.fromEntries((pod.spec!.containers[0]!.env ?? []).map((e) => [e.name, e.value ?? ''])),
+          KUBERNETES_SERVICE_HOST: server.hostname,
+          KUBERNETES_SERVICE_PORT: server.port || '443',
+          NETMESH_TEST_SA_DIR: dir,
+        };
+        const run = () =>
+          new Promise<{ code: number; out: string }>((resolve) => {
+            execFile(
+              process.execPath,
+              [join(dir, 'check-injection.mjs')],
+              { env, timeout: 60_000 },
+              (err, stdout, stderr) =>
+                resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+            );
+          });
+        const testNs = env['NETMESH_TEST_NAMESPACE']!;
+        const ok = await run();
+        assert.equal(ok.code, 0, ok.out);
+        assert.match(
+          ok.out,
+          new RegExp(`ok: a Pod created in ${testNs} would be injected; containers: app, envoy`),
+        );
+        // Nothing was stored: it was a dry run.
+        assert.equal((await h.core.listNamespacedPod({ namespace: testNs })).items.length, 0);
+
+        kubectl(h.cluster.kubeconfigPath, ['label', 'namespace', testNs, 'netmesh.io/injection-']);
+        const failed = await run();
+        assert.equal(failed.code, 1, failed.out);
+        assert.match(failed.out, /netmesh helm test FAILED: the Pod was admitted without the sidecar/);
+      } finally {
+        token.remove();
+        rmSync(dir, { recursive: true, force: true });
+        kubectl(
+          h.cluster.kubeconfigPath,
+          ['delete', '--ignore-not-found', '--wait=false', '-f', '-'],
+          manifest,
+        );
+      }
+    });
+
+    test('metrics: process and build info, and the PrometheusRule and dashboard against the real /metrics', async () => {
+      // A Pod the webhook skips, so that every labelled series the rules use has samples.
+      await h.core.createNamespacedPod({
+        namespace: appNs,
+        body: {
+          metadata: { name: 'own-envoy' },
+          spec: { containers: [{ name: 'envoy', image: 'registry.invalid/own-envoy:1' }] },
+        },
+      });
+      const target = {
+        job: 'netmesh',
+        namespace: systemNs,
+        pod: 'netmesh-host',
+        instance: `127.0.0.1:${proc!.healthPort}`,
+      };
+      const scrape = async (): Promise<Scrape> => {
+        const res = await fetch(`http://127.0.0.1:${proc!.healthPort}/metrics`);
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+        return { t: Date.now(), text: await res.text(), target };
+      };
+      const s0 = await scrape();
+      await new Promise((r) => setTimeout(r, 1500));
+      const s1 = await scrape();
+      const { store, families } = storeFromScrapes([s0, s1]);
+
+      for (const name of [
+        'process_cpu_seconds_total',
+        'process_resident_memory_bytes',
+        'process_open_fds',
+        'nodejs_heap_size_used_bytes',
+        'nodejs_eventloop_lag_p99_seconds',
+        'nodejs_gc_duration_seconds',
+      ])
+        assert.ok(families.has(name), `${name} exported`);
+      const info = families.get('netmesh_build_info')!.samples[0]!;
+      const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+      assert.equal(info.labels['version'], pkg.version);
+      assert.match(info.labels['commit'] ?? '', /^[0-9a-f]{12}$|^unknown$/);
+      assert.equal(info.labels['node'], process.versions.node);
+      assert.equal(families.get('netmesh_leader')?.samples[0]?.value, 1, 'this process holds the Lease');
+
+      const TARGET_LABELS = Object.keys(target);
+      const rules = alertRules(
+        render(['--set', 'metrics.prometheusRule.enabled=true'], release, systemNs).find(
+          (o) => o.kind === 'PrometheusRule',
+        ),
+      );
+      assert.equal(rules.length, 7);
+      const healthy = new Evaluator(store);
+      for (const r of rules) {
+        assert.deepEqual(checkQuery(r.expr, families, TARGET_LABELS), [], `${r.alert}: ${r.expr}`);
+        const v = healthy.query(r.expr, s1.t);
+        assert.equal(v.type, 'vector', r.alert);
+        assert.deepEqual(
+          v.type === 'vector' ? v.samples : v,
+          [],
+          `${r.alert} is silent on a healthy netmesh`,
+        );
+      }
+
+      // Each alert fires on its condition, and only that one: one minute after the second
+      // scrape, a third sample set equal to it but for the one change.
+      const t2 = s1.t + 60_000;
+      const named = (l: Labels, n: string) => l['__name__'] === n;
+      const scenario = (
+        mutate: (l: Labels, v: number) => number = (_l, v) => v,
+        extra: { labels: Labels; v2: number }[] = [],
+      ): Evaluator => {
+        const s = storeFromScrapes([s0, s1]).store;
+        for (const series of s.series())
+          if (series.samples.at(-1)?.t === s1.t)
+            s.add(series.labels, t2, mutate(series.labels, series.samples.at(-1)!.v));
+        for (const e of extra) {
+          s.add({ ...target, ...e.labels }, s1.t, 0);
+          s.add({ ...target, ...e.labels }, t2, e.v2);
+        }
+        return new Evaluator(s);
+      };
+      const firing = (ev: Evaluator) =>
+        rules
+          .filter((r) => {
+            const v = ev.query(r.expr, t2);
+            return v.type === 'vector' && v.samples.length > 0;
+          })
+          .map((r) => r.alert);
+      assert.deepEqual(firing(scenario()), [], 'a minute later, nothing changed: silent');
+      const cases: [string, Evaluator][] = [
+        [
+          'NetmeshWebhookCertificateExpiringSoon',
+          scenario((l, v) =>
+            named(l, 'netmesh_webhook_certificate_expiry_timestamp_seconds') ? t2 / 1000 + 86_400 : v,
+          ),
+        ],
+        [
+          'NetmeshWebhookTemplateInvalid',
+          scenario((l, v) => (named(l, 'netmesh_webhook_template_stale') ? 1 : v)),
+        ],
+        [
+          'NetmeshWebhookTemplateMissing',
+          scenario(undefined, [
+            { labels: { __name__: 'netmesh_webhook_skips_total', reason: 'NoTemplate' }, v2: 4 },
+          ]),
+        ],
+        [
+          'NetmeshWebhookErrors',
+          scenario(undefined, [
+            { labels: { __name__: 'netmesh_webhook_requests_total', outcome: 'error' }, v2: 4 },
+          ]),
+        ],
+        [
+          'NetmeshWebhookLatencyHigh',
+          // 100 admissions that took between 1 and 2.5 s.
+          scenario((l, v) => {
+            const base = 'netmesh_webhook_injection_duration_seconds';
+            if (named(l, `${base}_bucket`)) return l['le'] === '+Inf' || Number(l['le']) >= 1 ? v + 100 : v;
+            if (named(l, `${base}_count`)) return v + 100;
+            if (named(l, `${base}_sum`)) return v + 150;
+            return v;
+          }),
+        ],
+        [
+          'NetmeshReconcileErrors',
+          scenario((l, v) => (named(l, 'netmesh_reconcile_errors_total') ? v + 3 : v)),
+        ],
+        ['NetmeshNoLeader', scenario((l, v) => (named(l, 'netmesh_leader') ? 0 : v))],
+      ];
+      for (const [alert, ev] of cases)
+        assert.deepEqual(firing(ev), [alert], `${alert} fires alone on its condition`);
+
+      // The dashboard: every query sound against the same metrics, and evaluable.
+      const dashboard = JSON.parse(readFileSync(join(CHART_DIR, 'dashboards', 'netmesh.json'), 'utf8'));
+      const base = scenario();
+      for (const q of dashboardQueries(dashboard, { namespace: systemNs, job: 'netmesh' })) {
+        assert.deepEqual(checkQuery(q.expr, families, TARGET_LABELS), [], `${q.panel}: ${q.expr}`);
+        assert.doesNotThrow(() => base.query(q.expr, t2), `${q.panel}: ${q.expr}`);
+      }
+      const leader = base.query(
+        'max by (pod) (netmesh_leader{namespace="netmesh-system",job="netmesh"}) == 1',
+        t2,
+      );
+      assert.deepEqual(leader.type === 'vector' ? leader.samples : leader, [
+        { labels: { pod: 'netmesh-host' }, value: 1 },
       ]);
     });
 

@@ -22,7 +22,9 @@ export function renderManifest(): string {
   const { helm } = ensureTools();
   const out = execFileSync(
     helm,
-    ['template', 'netmesh', CHART_DIR, '--namespace', 'netmesh-system', '--include-crds'],
+    // --skip-tests: the `helm test` hook (a temporary namespace and a Pod) only makes sense
+    // under Helm; kubectl apply would run it once and leave it behind.
+    ['template', 'netmesh', CHART_DIR, '--namespace', 'netmesh-system', '--include-crds', '--skip-tests'],
     {
       encoding: 'utf8',
     },

@@ -5,6 +5,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { LeaderElector } from '../runtime/leader-election.ts';
+import { setLeader } from '../runtime/metrics.ts';
 import type { DefaultControllerRateLimiterOptions } from '../runtime/queue/index.ts';
 import { BootstrapCopier } from './bootstrap.ts';
 import { NetworkController } from './controller.ts';
@@ -114,6 +115,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     log,
     onStartedLeading: (signal: AbortSignal) => {
       leading = true;
+      setLeader(opts.registry, true);
       log.info({ identity }, 'became leader; starting the controller');
       starting = startWork().catch((err: unknown) => {
         log.error({ err }, 'controller failed to start');
@@ -124,6 +126,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     },
     onStoppedLeading: (info) => {
       leading = false;
+      setLeader(opts.registry, false);
       if (info.reason !== 'lost') return; // released or stopped on purpose during shutdown
       log.warn({ identity }, 'lost leadership; stopping the controller');
       void stopController().finally(() => opts.onLostLeadership?.());

@@ -100,6 +100,18 @@ describe('health server (127.0.0.1:0)', () => {
     assert.match(r.body, /# TYPE netmesh_test_things_total counter\nnetmesh_test_things_total 3\n/);
   });
 
+  it('/metrics carries the process, Node.js and build-info metrics of every netmesh process', async () => {
+    const { body } = await get('/metrics');
+    for (const name of [
+      'process_cpu_user_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+    ])
+      assert.match(body, new RegExp(`^${name}(\\{[^}]*\\})? [0-9.e+-]+$`, 'm'), name);
+    assert.match(body, /^netmesh_build_info\{version="[^"]+",commit="[^"]+",node="[^"]+"\} 1$/m);
+  });
+
   it('HEAD works, other methods and paths do not', async () => {
     const head = await get('/readyz', { method: 'HEAD' });
     assert.equal(head.status, 200);

@@ -3,7 +3,8 @@
  *   /healthz  liveness: 200 while every liveness check passes and no fatal error was set
  *             (/livez is an alias)
  *   /readyz   readiness: 200 only while every readiness check passes
- *   /metrics  the prom-client Registry, in its own content type
+ *   /metrics  the prom-client Registry, in its own content type, with the process, Node.js and
+ *             build-info metrics every netmesh process exposes (runtime/metrics.ts) added to it
  * Failing probes answer 503 with one line per failing check, as the apiserver's `?verbose`
  * does ("[-]name failed: reason"); `?verbose` lists the passing checks too.
  */
@@ -11,6 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { instrumentProcess } from './metrics.ts';
 
 /**
  * true = passing; false or a string (the reason) = failing; an object can carry a detail that
@@ -25,6 +27,12 @@ export interface HealthServerOptions {
   port: number;
   registry: Registry;
   log: Logger;
+  /**
+   * Add the default process/Node.js metrics and netmesh_build_info to `registry` (default true).
+   * Every command serves its metrics through this server, so this is the one place that makes
+   * them uniform across `netmesh run`, `operator` and `webhook`.
+   */
+  processMetrics?: boolean;
 }
 
 export interface HealthServer {
@@ -94,6 +102,7 @@ function oneLine(s: string): string {
 
 export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
   const log = opts.log.child({ component: 'health-server' });
+  if (opts.processMetrics !== false) instrumentProcess(opts.registry);
   const readiness = new Map<string, HealthCheck>();
   const liveness = new Map<string, HealthCheck>();
   let fatal: string | undefined;

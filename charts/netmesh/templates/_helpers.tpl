@@ -1,14 +1,29 @@
-{{/* Full name of the release's objects: the release name, or <release>-netmesh. */}}
+{{/* Chart name used in labels: the chart's, or nameOverride. */}}
+{{- define "netmesh.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+  Full name of the release's objects: fullnameOverride, else the release name when it already
+  contains the chart name, else <release>-<name>. Cluster-scoped objects (webhook configuration,
+  ClusterRole and binding, the test namespace) carry it too, so two releases need different
+  release names (or fullnameOverrides) to live in one cluster.
+*/}}
 {{- define "netmesh.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "netmesh.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "netmesh.labels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "netmesh.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -16,7 +31,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{- define "netmesh.selectorLabels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "netmesh.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
@@ -24,8 +39,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "netmesh.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
+{{/* repository:tag, plus @digest when one is given: the runtime then pulls by digest and the tag
+only documents what it is. */}}
 {{- define "netmesh.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- with .Values.image.digest }}@{{ . }}{{ end -}}
+{{- end -}}
+
+{{/*
+  PromQL label matchers selecting this release's series: the job the chart's ServiceMonitor or
+  PodMonitor sets (relabelled to the full name, whichever of the two scrapes) and the namespace.
+*/}}
+{{- define "netmesh.metricsSelector" -}}
+{{- default (printf "job=%q,namespace=%q" (include "netmesh.fullname" .) .Release.Namespace) .Values.metrics.prometheusRule.selector -}}
+{{- end -}}
+
+{{/* Name of the Envoy bootstrap ConfigMap the default template mounts. */}}
+{{- define "netmesh.envoyBootstrapName" -}}
+{{- .Values.envoyBootstrap.configMapName -}}
 {{- end -}}
 
 {{/* Namespaces never injected: the system ones and the release's own (sorted, as the CLI renders them). */}}

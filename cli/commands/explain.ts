@@ -9,12 +9,13 @@ import {
   AppsV1Api,
   BatchV1Api,
   CoreV1Api,
+  type V1MutatingWebhookConfiguration,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { UserFacingError } from '../../lib/errors.ts';
 import type { ResolvedKubeConfig } from '../../lib/kube.ts';
 import { describeKubeError, hasStatus } from '../../lib/kube-errors.ts';
-import { DEFAULT_WEBHOOK_NAMESPACE } from '../../webhook/core/contract.ts';
+import { DEFAULT_WEBHOOK_NAMESPACE, SYSTEM_NAMESPACES } from '../../webhook/core/contract.ts';
 import { isPlainObject } from '../../webhook/core/template.ts';
 import { podTemplatePath } from '../../webhook/core/workloads.ts';
 import { parseLabelList } from '../../webhook/template-input.ts';
@@ -22,6 +23,7 @@ import { connect, kubeFailure } from '../cluster.ts';
 import { type ExplainInput, type Explanation, explain, renderExplanation } from '../explain-core.ts';
 import { type FlagSpec, parseFlags } from '../flags.ts';
 import { objectsOf, readManifestSources } from '../manifests.ts';
+import { excludedByName } from '../webhook-match.ts';
 import { loadTemplate, templateFlags } from './inject.ts';
 
 export const SUMMARY = [
@@ -128,6 +130,19 @@ export function parseResourceArgs(args: readonly string[]): { resource: string; 
     `expected one object as TYPE/NAME, got "${args.join(' ')}"`,
     'e.g. netmesh explain -n shop deploy/web (or pod/NAME, sts/NAME, ds/NAME, job/NAME, cronjob/NAME)',
   );
+}
+
+/**
+ * The namespace netmesh is installed in, as its webhook configuration tells: Helm's release
+ * annotation, else the Service it calls, else the one namespace it excludes besides the system ones.
+ */
+export function installedNamespace(config: V1MutatingWebhookConfiguration): string | undefined {
+  const helm = config.metadata?.annotations?.['meta.helm.sh/release-namespace'];
+  if (helm) return helm;
+  const service = config.webhooks?.[0]?.clientConfig.service?.namespace;
+  if (service) return service;
+  const own = excludedByName(config).filter((n) => !SYSTEM_NAMESPACES.includes(n));
+  return own.length === 1 ? own[0] : undefined;
 }
 
 function getAt(root: unknown, path: readonly string[]): unknown {
@@ -242,8 +257,10 @@ export async function run(argv: string[]): Promise<number> {
       },
     );
   }
-  const serviceNs = webhookConfiguration?.object?.webhooks?.[0]?.clientConfig.service?.namespace;
-  const netmeshNamespace = values['netmesh-namespace'] ?? serviceNs ?? DEFAULT_WEBHOOK_NAMESPACE;
+  const netmeshNamespace =
+    values['netmesh-namespace'] ??
+    (webhookConfiguration?.object ? installedNamespace(webhookConfiguration.object) : undefined) ??
+    DEFAULT_WEBHOOK_NAMESPACE;
 
   let template: ExplainInput['template'];
   try {

@@ -37,9 +37,8 @@ export const templateFlags = {
   },
   'netmesh-namespace': {
     type: 'string',
-    description: 'namespace netmesh is installed in (where its template ConfigMap lives)',
+    description: `namespace netmesh is installed in, where its template ConfigMap lives (default: ${DEFAULT_WEBHOOK_NAMESPACE}; explain reads it from the webhook configuration)`,
     env: 'NETMESH_NAMESPACE',
-    default: DEFAULT_WEBHOOK_NAMESPACE,
   },
   'template-configmap': {
     type: 'string',

@@ -1,6 +1,5 @@
 // The cluster a command talks to, resolved once per process, and remembered so that an error
 // escaping a command can be printed with the server it went to (fetch errors do not say).
-import { UserFacingError } from '../lib/errors.ts';
 import { describeSource, type ResolvedKubeConfig, resolveKubeConfig } from '../lib/kube.ts';
 import { describeKubeError } from '../lib/kube-errors.ts';
 
@@ -24,11 +23,19 @@ export function clusterLogFields(r: ResolvedKubeConfig): Record<string, string> 
   };
 }
 
-/** A failed Kubernetes call as the one line the CLI prints: what, where, and the hint. */
-export function kubeFailure(err: unknown, action: string): UserFacingError {
-  const info = describeKubeError(err, {
-    action,
-    ...(errorContext.server ? { server: errorContext.server } : {}),
-  });
-  return new UserFacingError(info.message, info.hint);
+/**
+ * A failed Kubernetes call and what was being done. main.ts prints it as one line (what, where,
+ * the hint) after looking at the certificate when it was an x509 failure.
+ */
+export class KubeCallError extends Error {
+  override name = 'KubeCallError';
+  readonly action: string;
+  constructor(action: string, cause: unknown) {
+    super(describeKubeError(cause, { action }).message, { cause });
+    this.action = action;
+  }
+}
+
+export function kubeFailure(err: unknown, action: string): KubeCallError {
+  return new KubeCallError(action, err);
 }

@@ -2,7 +2,7 @@
 // only when used, so `netmesh inject` does not pay for the operator's imports.
 import { UserFacingError } from '../lib/errors.ts';
 import { describeKubeError, formatKubeError } from '../lib/kube-errors.ts';
-import { errorContext } from './cluster.ts';
+import { errorContext, KubeCallError } from './cluster.ts';
 import { commands } from './registry.ts';
 
 function usage(): string {
@@ -35,8 +35,11 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** The one line printed for an error from the cluster, saying which certificate on x509 errors. */
-async function kubeErrorLine(err: unknown): Promise<string | undefined> {
-  const info = describeKubeError(err, errorContext.server ? { server: errorContext.server } : {});
+async function kubeErrorLine(err: unknown, action?: string): Promise<string | undefined> {
+  const info = describeKubeError(err, {
+    ...(errorContext.server ? { server: errorContext.server } : {}),
+    ...(action ? { action } : {}),
+  });
   if (info.category === 'unknown') return undefined;
   if (info.category === 'tls' && errorContext.server && info.reason !== 'ERR_TLS_CERT_ALTNAME_INVALID') {
     // fetch's x509 errors carry no certificate: fetch it to say which one was refused.
@@ -67,8 +70,13 @@ try {
     console.error(`netmesh: ${err.message}`);
     process.exit(2);
   }
-  const line = await kubeErrorLine(err).catch(() => undefined);
+  const line = await (err instanceof KubeCallError
+    ? kubeErrorLine(err.cause, err.action)
+    : kubeErrorLine(err)
+  ).catch(() => undefined);
+  if (line !== undefined) console.error(`netmesh: ${line}`);
+  else if (err instanceof KubeCallError) console.error(`netmesh: ${err.message}`);
   // A bug, not a cluster problem: the stack is what finds it.
-  console.error(line !== undefined ? `netmesh: ${line}` : err);
+  else console.error(err);
   process.exit(1);
 }

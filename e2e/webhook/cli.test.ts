@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AdmissionregistrationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
+import { buildKubeconfig } from '../../lib/kubeconfig.ts';
 import { createCertificateAuthority } from '../../lib/pki.ts';
 import { buildMutatingWebhookConfiguration } from '../../webhook/webhook-config.ts';
 import { createNamespace, deleteNamespace, eventually, gone, useCluster } from '../support.ts';
@@ -351,5 +352,46 @@ describe('netmesh CLI', () => {
     const bad = await runCli(['inject', '-f', 'examples/seed-myapp-pod.yaml'], undefined, { HOME: dir });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^netmesh: no sidecar template: pass --template/);
+  });
+
+  test('netmesh operator with a Lease namespace that does not exist: one clear error, no retry loop', async () => {
+    const started = Date.now();
+    const r = await runCli([
+      'operator',
+      '--kubeconfig',
+      h.cluster.kubeconfigPath,
+      '--namespace',
+      `no-such-ns-${scope}`,
+      '--health-listen',
+      '127.0.0.1:0',
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.split('\n').filter((l) => !l.startsWith('{'));
+    assert.deepEqual(lines.filter(Boolean), [
+      `netmesh: namespace no-such-ns-${scope} does not exist (leader-election Lease no-such-ns-${scope}/netmesh-operator): --namespace must be the namespace netmesh is installed in (POD_NAMESPACE in a Pod) and --lease-name the chart's <release>-operator`,
+    ]);
+    assert.ok(Date.now() - started < 20_000, 'fails at once');
+  });
+
+  test('an x509 failure says which certificate was refused', async () => {
+    const server = h.kc.getCurrentCluster()!.server;
+    const kubeconfig = join(dir, 'wrong-ca.kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      buildKubeconfig({
+        server,
+        caPem: createCertificateAuthority('not-the-apiserver-ca').certPem,
+        user: { token: 'x' },
+      }),
+    );
+    const r = await runCli(['explain', '--kubeconfig', kubeconfig, '-n', 'default', 'deploy/web']);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^netmesh: cannot read Deployment default/web: x509: the certificate presented by ${server.replace(/\./g, '\\.')} is not signed by a trusted CA \\(\\w+\\) \\(server certificate: CN=[^,]+, issued by CN=[^,]+, .*valid until \\d{4}-.*\\): the certificate-authority of the kubeconfig did not sign it`,
+      ),
+    );
+    assert.doesNotMatch(r.stderr, /fetch failed/);
   });
 });

@@ -50,7 +50,12 @@ export const logLevelFlag = {
   },
 } satisfies Record<string, FlagSpec>;
 
-export function helpText(command: string, summary: string, specs: Record<string, FlagSpec>): string {
+export function helpText(
+  command: string,
+  summary: string,
+  specs: Record<string, FlagSpec>,
+  positionals?: string,
+): string {
   const rows = Object.entries(specs).map(([name, s]) => {
     const value = s.type === 'string' ? ` <${s.values ? s.values.join('|') : 'value'}>` : '';
     const left = `  ${s.short ? `-${s.short}, ` : '    '}--${name}${s.values && s.values.length > 4 ? ' <value>' : value}`;
@@ -64,7 +69,7 @@ export function helpText(command: string, summary: string, specs: Record<string,
     return `${pad} ${s.description}${extra ? ` (${extra})` : ''}`;
   });
   return [
-    `usage: netmesh ${command} [flags]`,
+    `usage: netmesh ${command}${positionals ? ` ${positionals}` : ''} [flags]`,
     '',
     summary,
     '',
@@ -152,7 +157,7 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
     };
   }
   const usage = (message: string): FlagError =>
-    new FlagError(`${message}\n\n${helpText(command, summary, specs)}`);
+    new FlagError(`${message}\n\n${helpText(command, summary, specs, opts.positionals)}`);
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   let explicit: Map<string, boolean>;
   try {
@@ -170,7 +175,7 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
     throw usage((err as Error).message);
   }
   if (parsed.values['help']) {
-    console.log(helpText(command, summary, specs));
+    console.log(helpText(command, summary, specs, opts.positionals));
     return { values: {} as never, positionals: [], help: true };
   }
   const values: Record<string, unknown> = {};

@@ -173,7 +173,7 @@ function targetOf(object: Record<string, unknown>, namespace: string, source: st
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals, help } = parseFlags('explain', SUMMARY, argv, flags, {
-    positionals: 'TYPE/NAME',
+    positionals: '[TYPE/NAME]',
   });
   if (help) return 0;
   const live = positionals.length > 0;

@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
+import { parseReadyz } from '../cli/check-core.ts';
+import { rawGet } from '../cli/raw.ts';
 import { hostRunArgs, installChart, serviceAccountKubeconfig, uninstallChart } from '../cluster/chart.ts';
 import { freePort } from '../cluster/controlplane.ts';
 import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts';
@@ -168,6 +170,18 @@ describe('netmesh check and netmesh explain on a live installation', () => {
     const parsed = JSON.parse(json.stdout) as { ok: boolean; checks: { name: string; status: string }[] };
     assert.equal(parsed.ok, true);
     assert.ok(parsed.checks.every((c) => c.status === 'ok'));
+  });
+
+  test("the apiserver's own /readyz?verbose, read with the kubeconfig's credentials, parses as netmesh's does", async () => {
+    // The leader's /readyz is read the same way through the pod proxy (in-cluster suites).
+    const { status, body } = await rawGet(h.kc, '/readyz?verbose');
+    assert.equal(status, 200);
+    const checks = parseReadyz(body);
+    assert.ok(
+      checks.some((c) => c.name === 'ping' && c.ok),
+      body,
+    );
+    assert.ok(checks.every((c) => c.ok));
   });
 
   test('as the ServiceAccount: what it may not read is a warning, the RBAC review is skipped', async () => {

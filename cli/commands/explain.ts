@@ -244,6 +244,7 @@ export async function run(argv: string[]): Promise<number> {
   const configName = values['webhook-config-name'] ?? chartFullname(values.release ?? 'netmesh');
   let webhookConfiguration: ExplainInput['webhookConfiguration'];
   const preWarnings: string[] = [];
+  const nsWarnings = new Map<string, string>();
   if (cluster) {
     const admission = cluster.kc.makeApiClient(AdmissionregistrationV1Api);
     webhookConfiguration = await admission.readMutatingWebhookConfiguration({ name: configName }).then(
@@ -285,7 +286,7 @@ export async function run(argv: string[]): Promise<number> {
         (n) => n.metadata?.labels ?? {},
         (err: unknown) => {
           if (hasStatus(err, 404)) {
-            preWarnings.push(`namespace ${ns} does not exist yet: evaluated with no labels`);
+            nsWarnings.set(ns, `namespace ${ns} does not exist yet: evaluated with no labels`);
             return {};
           }
           throw kubeFailure(err, `read namespace ${ns}`);
@@ -304,7 +305,8 @@ export async function run(argv: string[]): Promise<number> {
       template,
       webhookNamespace: netmeshNamespace,
     });
-    e.warnings.unshift(...preWarnings);
+    const nsWarning = nsWarnings.get(t.namespace);
+    e.warnings.unshift(...preWarnings, ...(nsWarning ? [nsWarning] : []));
     explanations.push(e);
   }
   const injected = explanations.every((e) => e.injected);

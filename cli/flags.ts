@@ -1,6 +1,7 @@
 // Flag parsing shared by the subcommands: node:util parseArgs plus environment fallbacks, so
 // every flag can also be set as NETMESH_<FLAG> (documented in --help and the README).
 import { parseArgs } from 'node:util';
+import { DurationError, parseDuration } from '../lib/duration.ts';
 
 export interface FlagSpec {
   type: 'string' | 'boolean';
@@ -10,25 +11,65 @@ export interface FlagSpec {
   /** Environment variable consulted when the flag is not given. */
   env?: string;
   multiple?: boolean;
+  /** The only values accepted (checked by parseFlags; offered by shell completion). */
+  values?: readonly string[];
+  /** What shell completion offers for the value: files, directories, or nothing in particular. */
+  complete?: 'file' | 'dir';
 }
 
 export class FlagError extends Error {
   override name = 'FlagError';
 }
 
-export function helpText(command: string, summary: string, specs: Record<string, FlagSpec>): string {
+/** --kubeconfig and --context, with kubectl's meaning, for every command that talks to a cluster. */
+export const kubeFlags = {
+  kubeconfig: {
+    type: 'string',
+    description:
+      'kubeconfig file; default: KUBECONFIG, then ~/.kube/config, then the in-cluster ServiceAccount',
+    env: 'NETMESH_KUBECONFIG',
+    complete: 'file',
+  },
+  context: {
+    type: 'string',
+    description: 'kubeconfig context to use (default: its current-context)',
+    env: 'NETMESH_CONTEXT',
+  },
+} satisfies Record<string, FlagSpec>;
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** --log-level, for every long-running command. */
+export const logLevelFlag = {
+  'log-level': {
+    type: 'string',
+    description: 'log level: trace, debug, info, warn, error, fatal or silent',
+    env: 'NETMESH_LOG_LEVEL',
+    default: 'info',
+    values: LOG_LEVELS,
+  },
+} satisfies Record<string, FlagSpec>;
+
+export function helpText(
+  command: string,
+  summary: string,
+  specs: Record<string, FlagSpec>,
+  positionals?: string,
+): string {
   const rows = Object.entries(specs).map(([name, s]) => {
-    const left = `  ${s.short ? `-${s.short}, ` : ''}--${name}${s.type === 'string' ? ' <value>' : ''}`;
+    const value = s.type === 'string' ? ` <${s.values ? s.values.join('|') : 'value'}>` : '';
+    const left = `  ${s.short ? `-${s.short}, ` : '    '}--${name}${s.values && s.values.length > 4 ? ' <value>' : value}`;
     const extra = [
       s.default !== undefined && s.default !== '' ? `default ${String(s.default)}` : '',
       s.env ? `env ${s.env}` : '',
     ]
       .filter(Boolean)
       .join('; ');
-    return `${left.padEnd(34)} ${s.description}${extra ? ` (${extra})` : ''}`;
+    const pad = left.length >= 34 ? `${left}\n${''.padEnd(34)}` : left.padEnd(34);
+    return `${pad} ${s.description}${extra ? ` (${extra})` : ''}`;
   });
   return [
-    `usage: netmesh ${command} [flags]`,
+    `usage: netmesh ${command}${positionals ? ` ${positionals}` : ''} [flags]`,
     '',
     summary,
     '',
@@ -38,11 +79,62 @@ export function helpText(command: string, summary: string, specs: Record<string,
   ].join('\n');
 }
 
+const TRUE = new Set(['1', 't', 'true', 'yes', 'y', 'on']);
+const FALSE = new Set(['0', 'f', 'false', 'no', 'n', 'off']);
+
+/** Go's strconv.ParseBool, plus yes/no/on/off for environment variables. */
+export function parseBool(name: string, raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (TRUE.has(v)) return true;
+  if (FALSE.has(v)) return false;
+  throw new FlagError(`--${name} must be true or false, got "${raw}"`);
+}
+
+/**
+ * Boolean flags the way Go's pflag reads them: `--flag`, `--flag=true`, `--flag=false`, and
+ * (for scripts written when some of them took a value) `--flag true` / `--flag false`.
+ * parseArgs only knows the bare form, so the others are folded into it here.
+ */
+function foldBooleans(
+  argv: readonly string[],
+  specs: Record<string, FlagSpec>,
+): { args: string[]; explicit: Map<string, boolean> } {
+  const explicit = new Map<string, boolean>();
+  const args: string[] = [];
+  const booleans = new Set(Object.entries(specs).flatMap(([n, s]) => (s.type === 'boolean' ? [n] : [])));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      args.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
+    const name = m?.[1];
+    if (!m || name === undefined || !booleans.has(name)) {
+      args.push(arg);
+      continue;
+    }
+    if (m[2] !== undefined) {
+      explicit.set(name, parseBool(name, m[2]));
+      continue;
+    }
+    const next = argv[i + 1]?.toLowerCase();
+    if (next !== undefined && (next === 'true' || next === 'false')) {
+      explicit.set(name, next === 'true');
+      i++;
+      continue;
+    }
+    explicit.set(name, true);
+  }
+  return { args, explicit };
+}
+
 export function parseFlags<T extends Record<string, FlagSpec>>(
   command: string,
   summary: string,
   argv: string[],
   specs: T,
+  opts: { positionals?: string } = {},
 ): {
   values: {
     [K in keyof T]: T[K]['type'] extends 'boolean'
@@ -51,6 +143,7 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
         ? string[]
         : string | undefined;
   };
+  positionals: string[];
   help: boolean;
 } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
@@ -63,32 +156,49 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
       ...(s.multiple ? { multiple: true } : {}),
     };
   }
-  let parsed: { values: Record<string, unknown> };
+  const usage = (message: string): FlagError =>
+    new FlagError(`${message}\n\n${helpText(command, summary, specs, opts.positionals)}`);
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
+  let explicit: Map<string, boolean>;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: false, strict: true });
+    const folded = foldBooleans(argv, specs);
+    explicit = folded.explicit;
+    parsed = parseArgs({
+      args: folded.args,
+      options,
+      allowPositionals: opts.positionals !== undefined,
+      allowNegative: true,
+      strict: true,
+    });
   } catch (err) {
-    throw new FlagError(`${(err as Error).message}\n\n${helpText(command, summary, specs)}`);
+    if (err instanceof FlagError) throw err;
+    throw usage((err as Error).message);
   }
   if (parsed.values['help']) {
-    console.log(helpText(command, summary, specs));
-    return { values: {} as never, help: true };
+    console.log(helpText(command, summary, specs, opts.positionals));
+    return { values: {} as never, positionals: [], help: true };
   }
   const values: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(specs)) {
-    let v = parsed.values[name];
-    if (v === undefined && s.env && process.env[s.env] !== undefined) {
+    let v = explicit.get(name) ?? parsed.values[name];
+    if (v === undefined && s.env && process.env[s.env] !== undefined && process.env[s.env] !== '') {
       const raw = process.env[s.env]!;
-      v =
-        s.type === 'boolean'
-          ? ['1', 'true', 'yes'].includes(raw.toLowerCase())
-          : s.multiple
-            ? raw.split(',')
-            : raw;
+      v = s.type === 'boolean' ? parseBool(name, raw) : s.multiple ? raw.split(',') : raw;
     }
     if (v === undefined) v = s.default ?? (s.type === 'boolean' ? false : s.multiple ? [] : undefined);
+    if (s.values && typeof v === 'string') {
+      const given = v;
+      // Case-insensitive, as the environment variables always were (NETMESH_LOG_LEVEL=DEBUG).
+      v = s.values.find((x) => x.toLowerCase() === given.trim().toLowerCase());
+      if (v === undefined) {
+        throw new FlagError(
+          `--${name} must be one of ${s.values.join(', ')}, got "${given}"${parsed.values[name] === undefined && s.env ? ` (from ${s.env})` : ''}`,
+        );
+      }
+    }
     values[name] = v;
   }
-  return { values: values as never, help: false };
+  return { values: values as never, positionals: parsed.positionals, help: false };
 }
 
 export function intFlag(name: string, value: string | undefined, fallback: number): number {
@@ -99,11 +209,13 @@ export function intFlag(name: string, value: string | undefined, fallback: numbe
   return n;
 }
 
-/** Durations like 15s, 500ms, 2m, or plain seconds. Returns milliseconds. */
+/** Go durations (15s, 500ms, 2m, 1h30m). Returns milliseconds. */
 export function durationFlag(name: string, value: string | undefined, fallbackMs: number): number {
   if (value === undefined || value === '') return fallbackMs;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) throw new FlagError(`--${name} must be a duration like 15s, 500ms or 2m, got "${value}"`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-  return Number(m[1]) * unit;
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    if (err instanceof DurationError) throw new FlagError(`--${name}: ${err.message}`);
+    throw err;
+  }
 }

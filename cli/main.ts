@@ -1,34 +1,9 @@
 // `netmesh` command dispatcher. Each subcommand lives in cli/commands/<name>.ts and is loaded
 // only when used, so `netmesh inject` does not pay for the operator's imports.
 import { UserFacingError } from '../lib/errors.ts';
-
-interface CommandModule {
-  run(argv: string[]): Promise<number | undefined>;
-}
-
-const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
-  run: {
-    summary: 'webhook on every replica + Network controller on the elected leader',
-    load: () => import('./commands/run.ts'),
-  },
-  operator: { summary: 'the Network controller only', load: () => import('./commands/operator.ts') },
-  webhook: {
-    summary: 'the Envoy sidecar injector (mutating admission webhook) only',
-    load: () => import('./commands/webhook.ts'),
-  },
-  inject: {
-    summary: 'add the sidecar to a manifest offline, as the webhook would (-f file)',
-    load: () => import('./commands/inject.ts'),
-  },
-  version: {
-    summary: 'print the version, commit, Node and Kubernetes client versions',
-    load: () => import('./commands/version.ts'),
-  },
-  explain: {
-    summary: 'explain whether and why the webhook would inject a Pod (-f pod.yaml)',
-    load: () => import('./commands/explain.ts'),
-  },
-};
+import { describeKubeError, formatKubeError } from '../lib/kube-errors.ts';
+import { errorContext, KubeCallError } from './cluster.ts';
+import { commands } from './registry.ts';
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
@@ -51,12 +26,32 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (name === '--version') return (await import('./commands/version.ts')).run([]);
-  const cmd = commands[name];
+  const cmd = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!cmd) {
     console.error(`netmesh: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
   return (await (await cmd.load()).run(rest)) ?? 0;
+}
+
+/** The one line printed for an error from the cluster, saying which certificate on x509 errors. */
+async function kubeErrorLine(err: unknown, action?: string): Promise<string | undefined> {
+  const info = describeKubeError(err, {
+    ...(errorContext.server ? { server: errorContext.server } : {}),
+    ...(action ? { action } : {}),
+  });
+  if (info.category === 'unknown') return undefined;
+  if (info.category === 'tls' && errorContext.server && info.reason !== 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    // fetch's x509 errors carry no certificate: fetch it to say which one was refused.
+    const { probeTls, hostPort } = await import('../lib/tls-probe.ts');
+    const { describeCert, summarizeCert } = await import('../lib/tls-verify.ts');
+    const presented = await probeTls({ ...hostPort(errorContext.server), timeoutMs: 3_000 }).then(
+      (p) => describeCert(summarizeCert(p.chain[0]!)),
+      () => undefined,
+    );
+    if (presented) info.message += ` (server certificate: ${presented})`;
+  }
+  return formatKubeError(info);
 }
 
 // Long-running commands exit explicitly once they have shut down (or failed to start): timers
@@ -75,6 +70,13 @@ try {
     console.error(`netmesh: ${err.message}`);
     process.exit(2);
   }
-  console.error(err);
+  const line = await (err instanceof KubeCallError
+    ? kubeErrorLine(err.cause, err.action)
+    : kubeErrorLine(err)
+  ).catch(() => undefined);
+  if (line !== undefined) console.error(`netmesh: ${line}`);
+  else if (err instanceof KubeCallError) console.error(`netmesh: ${err.message}`);
+  // A bug, not a cluster problem: the stack is what finds it.
+  else console.error(err);
   process.exit(1);
 }

@@ -52,6 +52,23 @@ describe('createLogger', () => {
   });
 });
 
+describe('error serializer', () => {
+  it('logs the cause chain of a failed Kubernetes call, not just "fetch failed"', () => {
+    const { lines, destination } = capture();
+    const log = createLogger('netmesh', { destination, env: {} });
+    const cause = Object.assign(new Error('connect ECONNREFUSED 10.96.0.1:443'), {
+      code: 'ECONNREFUSED',
+      address: '10.96.0.1',
+      port: 443,
+    });
+    log.error({ err: Object.assign(new TypeError('fetch failed'), { cause }) }, 'list failed');
+    const err = lines[0]?.['err'] as Record<string, unknown>;
+    assert.equal(err['message'], 'connection refused at 10.96.0.1:443');
+    assert.equal(err['reason'], 'ECONNREFUSED');
+    assert.equal((err['causes'] as unknown[]).length, 2);
+  });
+});
+
 describe('resolveLogLevel', () => {
   it('normalises and validates', () => {
     assert.deepEqual(resolveLogLevel(undefined), { level: 'info' });

@@ -4,6 +4,7 @@
  * (reconcileLogger, `{ key: 'ns/name' }`), so every line says where it came from.
  */
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
+import { serializeError } from '../lib/kube-errors.ts';
 
 export interface CreateLoggerOptions {
   /** Overrides NETMESH_LOG_LEVEL. */
@@ -34,6 +35,9 @@ export function createLogger(name: string, opts: CreateLoggerOptions = {}): Logg
     timestamp: pino.stdTimeFunctions.isoTime,
     // Level names rather than pino's numbers: what log pipelines and people grep for.
     formatters: { level: (label) => ({ level: label }) },
+    // `{ err }` shows what failed underneath ("connection refused at 10.0.0.1:443", the
+    // apiserver's Status reason), not just "fetch failed" (lib/kube-errors.ts).
+    serializers: { err: serializeError },
   };
   const log = opts.destination ? pino(options, opts.destination) : pino(options);
   if (invalid !== undefined) {

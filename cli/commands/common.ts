@@ -1,17 +1,15 @@
 // Flags and process plumbing shared by `netmesh operator` and `netmesh run`.
 import type { Logger } from 'pino';
 import type { OperatorOptions } from '../../operator/main.ts';
-import { durationFlag, FlagError, type FlagSpec, intFlag } from '../flags.ts';
+import { validateTimings } from '../../runtime/lease-decision.ts';
+import { durationFlag, FlagError, type FlagSpec, intFlag, kubeFlags, logLevelFlag } from '../flags.ts';
 
 export const operatorFlags = {
-  kubeconfig: {
-    type: 'string',
-    description: 'kubeconfig to use; in-cluster config when absent',
-    env: 'NETMESH_KUBECONFIG',
-  },
+  ...kubeFlags,
   namespace: {
     type: 'string',
-    description: 'namespace netmesh runs in (leader-election Lease)',
+    short: 'n',
+    description: 'namespace netmesh is installed in (leader-election Lease)',
     env: 'POD_NAMESPACE',
     default: 'netmesh-system',
   },
@@ -28,10 +26,10 @@ export const operatorFlags = {
     default: '2',
   },
   'leader-elect': {
-    type: 'string',
-    description: 'elect a leader among replicas (true/false)',
+    type: 'boolean',
+    description: 'elect a leader among replicas; --leader-elect=false runs the controller unconditionally',
     env: 'NETMESH_LEADER_ELECT',
-    default: 'true',
+    default: true,
   },
   'lease-name': {
     type: 'string',
@@ -98,27 +96,64 @@ export const operatorFlags = {
     env: 'NETMESH_RETRY_BURST',
     default: '100',
   },
+  ...logLevelFlag,
 } satisfies Record<string, FlagSpec>;
 
-type OperatorFlagValues = { [K in keyof typeof operatorFlags]: string | undefined };
+type OperatorFlagValues = {
+  [K in keyof typeof operatorFlags]: (typeof operatorFlags)[K]['type'] extends 'boolean'
+    ? boolean
+    : string | undefined;
+};
+
+const TIMING_FLAGS: Readonly<Record<string, string>> = {
+  leaseDurationMs: '--lease-duration',
+  renewDeadlineMs: '--renew-deadline',
+  retryPeriodMs: '--retry-period',
+};
+
+/**
+ * The elector's own checks (runtime/lease-decision.ts validateTimings, client-go's), run on the
+ * flag values so that what the elector would refuse with a RangeError at start-up is refused
+ * here as a usage error naming the flags.
+ */
+export function checkLeaderElectionTimings(t: {
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}): void {
+  try {
+    validateTimings(t);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    const message = err.message.replace(
+      /\b(leaseDurationMs|renewDeadlineMs|retryPeriodMs)\b/g,
+      (m) => TIMING_FLAGS[m]!,
+    );
+    throw new FlagError(
+      `leader election: ${message} (got --lease-duration ${formatMs(t.leaseDurationMs)}, --renew-deadline ${formatMs(t.renewDeadlineMs)}, --retry-period ${formatMs(t.retryPeriodMs)})`,
+    );
+  }
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
 
 export function operatorOptionsFromFlags(
   v: OperatorFlagValues,
 ): Omit<OperatorOptions, 'kc' | 'log' | 'registry'> {
-  const leaderElect = (v['leader-elect'] ?? 'true').toLowerCase();
-  if (!['true', 'false'].includes(leaderElect))
-    throw new FlagError(`--leader-elect must be true or false, got "${v['leader-elect']}"`);
   const leaseDurationMs = durationFlag('lease-duration', v['lease-duration'], 15_000);
   const renewDeadlineMs = durationFlag('renew-deadline', v['renew-deadline'], 10_000);
   const retryPeriodMs = durationFlag('retry-period', v['retry-period'], 2_000);
-  if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
-    throw new FlagError('leader election needs --lease-duration > --renew-deadline > --retry-period');
-  }
+  const leaderElect = v['leader-elect'] !== false;
+  if (leaderElect) checkLeaderElectionTimings({ leaseDurationMs, renewDeadlineMs, retryPeriodMs });
+  if (!v.namespace)
+    throw new FlagError('--namespace must not be empty (the namespace netmesh is installed in)');
   return {
     namespace: v.namespace ?? 'netmesh-system',
     ...(v.identity ? { identity: v.identity } : {}),
     workers: Math.max(1, intFlag('workers', v.workers, 2)),
-    leaderElect: leaderElect === 'true',
+    leaderElect,
     leaseName: v['lease-name'] ?? 'netmesh-operator',
     leaseDurationMs,
     renewDeadlineMs,

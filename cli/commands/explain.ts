@@ -1,58 +1,149 @@
-// `netmesh explain -f pod.yaml`: whether and why the webhook would inject a Pod (or a
-// workload's pod template), rule by rule, and what it would add.
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+// `netmesh explain`: whether and why new Pods will get the sidecar, rule by rule. Live
+// (`netmesh explain -n shop deploy/web`, or pod/NAME): the object, its namespace's labels, the
+// webhook configuration and the template are read from the cluster. From manifests (-f): the
+// same, with the objects from the files (and namespace labels from --namespace-labels, or the
+// cluster when there is one). Exit 1 when some Pods will not be injected, as `kubectl auth can-i`
+// answers no.
+import {
+  AdmissionregistrationV1Api,
+  AppsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  type V1MutatingWebhookConfiguration,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { UserFacingError } from '../../lib/errors.ts';
-import { loadKubeConfig } from '../../lib/kube.ts';
-import { DEFAULT_WEBHOOK_NAMESPACE, TEMPLATE_CONFIGMAP_NAME } from '../../webhook/core/contract.ts';
+import type { ResolvedKubeConfig } from '../../lib/kube.ts';
+import { describeKubeError, hasStatus } from '../../lib/kube-errors.ts';
+import { DEFAULT_WEBHOOK_NAMESPACE, SYSTEM_NAMESPACES } from '../../webhook/core/contract.ts';
 import { isPlainObject } from '../../webhook/core/template.ts';
-import { explainPod, podTemplatePath } from '../../webhook/core/workloads.ts';
+import { podTemplatePath } from '../../webhook/core/workloads.ts';
 import { parseLabelList } from '../../webhook/template-input.ts';
+import { connect, kubeFailure } from '../cluster.ts';
+import { type ExplainInput, type Explanation, explain, renderExplanation } from '../explain-core.ts';
 import { type FlagSpec, parseFlags } from '../flags.ts';
-import { loadTemplate, readInput } from './inject.ts';
+import { objectsOf, readManifestSources } from '../manifests.ts';
+import { excludedByName } from '../webhook-match.ts';
+import { loadTemplate, templateFlags } from './inject.ts';
 
-const SUMMARY = [
-  'Explain what the webhook would do with each Pod (or workload pod template) of a manifest: which selection',
-  'rule decides, and with a template, what would be added. Namespace labels come from --namespace-labels,',
-  'or from the cluster with --kubeconfig (which also supplies the template unless --template is given).',
+export const SUMMARY = [
+  'Explain whether new Pods will get the sidecar, and why: the namespace labels, which webhooks of the live',
+  "MutatingWebhookConfiguration the apiserver calls (rules, selectors, matchConditions), the webhook's own",
+  'selection rules, and the template plan. Exit status 1 when a Pod will not be injected.',
+  '',
+  '  netmesh explain -n shop deploy/web        a workload (deploy, sts, ds, rs, job, cronjob) or pod/NAME, live',
+  '  netmesh explain -f pod.yaml [-f dir/]     manifests; labels from --namespace-labels or the cluster',
 ].join('\n');
 
-const flags = {
-  filename: { type: 'string', short: 'f', description: 'manifest to explain, or - for stdin' },
+export const flags = {
+  filename: {
+    type: 'string',
+    short: 'f',
+    multiple: true,
+    description: 'manifest file, directory, or - for stdin; repeatable',
+    complete: 'file',
+  },
+  recursive: { type: 'boolean', short: 'R', description: 'read the subdirectories of -f directories too' },
   namespace: {
     type: 'string',
-    description: "the Pods' namespace (default: metadata.namespace, else default)",
+    short: 'n',
+    description: "the Pods' namespace (default: metadata.namespace, then the context's, then default)",
   },
-  'namespace-labels': { type: 'string', description: 'k=v,... labels of that namespace' },
-  template: {
+  'namespace-labels': {
     type: 'string',
-    description: 'sidecar template file (ConfigMap manifest or bare config)',
-    env: 'NETMESH_TEMPLATE',
+    description: 'k=v,... labels of that namespace, instead of reading them from the cluster',
   },
-  kubeconfig: {
+  release: {
     type: 'string',
-    description: 'read namespace labels and the template from this cluster',
-    env: 'NETMESH_KUBECONFIG',
+    description: 'Helm release of netmesh: its webhook configuration is <release>, or <release>-netmesh',
+    env: 'NETMESH_RELEASE',
+    default: 'netmesh',
   },
-  'template-namespace': {
+  'webhook-config-name': {
     type: 'string',
-    description: 'namespace of the template ConfigMap in the cluster',
-    env: 'NETMESH_TEMPLATE_NAMESPACE',
-    default: DEFAULT_WEBHOOK_NAMESPACE,
+    description: 'MutatingWebhookConfiguration to evaluate (default: from --release)',
+    env: 'NETMESH_WEBHOOK_CONFIG_NAME',
   },
-  'template-configmap': {
+  ...templateFlags,
+  output: {
     type: 'string',
-    description: 'name of the template ConfigMap in the cluster',
-    env: 'NETMESH_TEMPLATE_CONFIGMAP',
-    default: TEMPLATE_CONFIGMAP_NAME,
-  },
-  'webhook-namespace': {
-    type: 'string',
-    description: "the webhook's own namespace (never injected)",
-    env: 'NETMESH_NAMESPACE',
-    default: DEFAULT_WEBHOOK_NAMESPACE,
+    short: 'o',
+    description: 'output format',
+    default: 'text',
+    values: ['text', 'json'],
   },
 } satisfies Record<string, FlagSpec>;
+
+/** The chart's names: fullname is the release, or <release>-netmesh (charts/netmesh/templates/_helpers.tpl). */
+export function chartFullname(release: string): string {
+  return release.includes('netmesh') ? release : `${release}-netmesh`;
+}
+
+type Reader = (
+  core: CoreV1Api,
+  apps: AppsV1Api,
+  batch: BatchV1Api,
+  namespace: string,
+  name: string,
+) => Promise<unknown>;
+
+const RESOURCES: Readonly<Record<string, { kind: string; read: Reader }>> = {};
+const register = (names: string[], kind: string, read: Reader): void => {
+  for (const n of names) (RESOURCES as Record<string, { kind: string; read: Reader }>)[n] = { kind, read };
+};
+register(['pod', 'pods', 'po'], 'Pod', (c, _a, _b, namespace, name) =>
+  c.readNamespacedPod({ namespace, name }),
+);
+register(
+  ['deployment', 'deployments', 'deploy', 'deployment.apps'],
+  'Deployment',
+  (_c, a, _b, namespace, name) => a.readNamespacedDeployment({ namespace, name }),
+);
+register(
+  ['statefulset', 'statefulsets', 'sts', 'statefulset.apps'],
+  'StatefulSet',
+  (_c, a, _b, namespace, name) => a.readNamespacedStatefulSet({ namespace, name }),
+);
+register(['daemonset', 'daemonsets', 'ds', 'daemonset.apps'], 'DaemonSet', (_c, a, _b, namespace, name) =>
+  a.readNamespacedDaemonSet({ namespace, name }),
+);
+register(['replicaset', 'replicasets', 'rs', 'replicaset.apps'], 'ReplicaSet', (_c, a, _b, namespace, name) =>
+  a.readNamespacedReplicaSet({ namespace, name }),
+);
+register(['job', 'jobs', 'job.batch'], 'Job', (_c, _a, b, namespace, name) =>
+  b.readNamespacedJob({ namespace, name }),
+);
+register(['cronjob', 'cronjobs', 'cj', 'cronjob.batch'], 'CronJob', (_c, _a, b, namespace, name) =>
+  b.readNamespacedCronJob({ namespace, name }),
+);
+
+/** `deploy/web`, or `deploy web` as kubectl also accepts. */
+export function parseResourceArgs(args: readonly string[]): { resource: string; name: string } {
+  const [first, second] = args;
+  if (args.length === 1 && first?.includes('/')) {
+    const [resource, name] = [first.slice(0, first.indexOf('/')), first.slice(first.indexOf('/') + 1)];
+    if (resource && name) return { resource: resource.toLowerCase(), name };
+  }
+  if (args.length === 2 && first && second && !first.includes('/'))
+    return { resource: first.toLowerCase(), name: second };
+  throw new UserFacingError(
+    `expected one object as TYPE/NAME, got "${args.join(' ')}"`,
+    'e.g. netmesh explain -n shop deploy/web (or pod/NAME, sts/NAME, ds/NAME, job/NAME, cronjob/NAME)',
+  );
+}
+
+/**
+ * The namespace netmesh is installed in, as its webhook configuration tells: Helm's release
+ * annotation, else the Service it calls, else the one namespace it excludes besides the system ones.
+ */
+export function installedNamespace(config: V1MutatingWebhookConfiguration): string | undefined {
+  const helm = config.metadata?.annotations?.['meta.helm.sh/release-namespace'];
+  if (helm) return helm;
+  const service = config.webhooks?.[0]?.clientConfig.service?.namespace;
+  if (service) return service;
+  const own = excludedByName(config).filter((n) => !SYSTEM_NAMESPACES.includes(n));
+  return own.length === 1 ? own[0] : undefined;
+}
 
 function getAt(root: unknown, path: readonly string[]): unknown {
   let node = root;
@@ -60,78 +151,166 @@ function getAt(root: unknown, path: readonly string[]): unknown {
   return node;
 }
 
+interface Target {
+  kind: string;
+  name: string;
+  namespace: string;
+  source: string;
+  pod: V1Pod;
+}
+
+function targetOf(object: Record<string, unknown>, namespace: string, source: string): Target | undefined {
+  const path = podTemplatePath(object);
+  if (path === undefined) return undefined;
+  const pod = path.length === 0 ? object : getAt(object, path);
+  if (!isPlainObject(pod)) return undefined;
+  const meta = getAt(object, ['metadata']);
+  const name = isPlainObject(meta)
+    ? String(meta['name'] ?? (meta['generateName'] ? `${String(meta['generateName'])}*` : '<unnamed>'))
+    : '<unnamed>';
+  return { kind: String(object['kind']), name, namespace, source, pod: pod as V1Pod };
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const { values, help } = parseFlags('explain', SUMMARY, argv, flags);
+  const { values, positionals, help } = parseFlags('explain', SUMMARY, argv, flags, {
+    positionals: '[TYPE/NAME]',
+  });
   if (help) return 0;
-  if (values.filename === undefined)
-    throw new UserFacingError('no manifest given', 'pass -f <file> (or -f - for stdin)');
-  const docs = parseAllDocuments(readInput(values.filename));
-  const objects: Record<string, unknown>[] = [];
-  for (const [i, doc] of (Array.isArray(docs) ? docs : []).entries()) {
-    if (doc.errors[0]) {
+  const live = positionals.length > 0;
+  if (live && values.filename.length > 0) {
+    throw new UserFacingError('give either TYPE/NAME (live) or -f manifests, not both');
+  }
+  if (!live && values.filename.length === 0) {
+    throw new UserFacingError('nothing to explain', 'pass TYPE/NAME (e.g. deploy/web) or -f <file|dir|->');
+  }
+  const explicitCluster = values.kubeconfig !== undefined || values.context !== undefined;
+  let cluster: ResolvedKubeConfig | undefined;
+  try {
+    cluster = connect(values);
+  } catch (err) {
+    if (live || explicitCluster || !(err instanceof UserFacingError)) throw err;
+  }
+
+  const targets: Target[] = [];
+  if (live) {
+    const { resource, name } = parseResourceArgs(positionals);
+    const r = RESOURCES[resource];
+    if (!r) {
       throw new UserFacingError(
-        `document ${i + 1} is not valid YAML: ${doc.errors[0].message.split('\n')[0]}`,
+        `cannot explain "${resource}": new Pods come from pods, deployments, statefulsets, daemonsets, replicasets, jobs and cronjobs`,
       );
     }
-    const o: unknown = doc.toJS();
-    if (isPlainObject(o)) objects.push(o);
-  }
-  const loaded = await loadTemplate({
-    template: values.template,
-    kubeconfig: values.kubeconfig,
-    namespace: values['template-namespace'],
-    'template-configmap': values['template-configmap'],
-  }).catch((err: unknown) => {
-    // Without a cluster template, selection can still be explained.
-    if (values.template === undefined && err instanceof UserFacingError) {
-      console.error(`netmesh: ${err.oneLine()} (explaining selection only)`);
-      return undefined;
+    const kc = cluster!.kc;
+    const namespace = values.namespace ?? cluster!.namespace ?? 'default';
+    const object = await r
+      .read(
+        kc.makeApiClient(CoreV1Api),
+        kc.makeApiClient(AppsV1Api),
+        kc.makeApiClient(BatchV1Api),
+        namespace,
+        name,
+      )
+      .catch((err: unknown) => {
+        if (hasStatus(err, 404))
+          throw new UserFacingError(
+            `${r.kind} ${namespace}/${name} not found`,
+            'check the name and -n/--namespace',
+          );
+        throw kubeFailure(err, `read ${r.kind} ${namespace}/${name}`);
+      });
+    const t = targetOf(
+      { kind: r.kind, ...(JSON.parse(JSON.stringify(object)) as Record<string, unknown>) },
+      namespace,
+      'cluster',
+    );
+    if (!t) throw new UserFacingError(`${r.kind} ${namespace}/${name} has no pod template`);
+    targets.push(t);
+  } else {
+    for (const source of readManifestSources(values.filename, values.recursive)) {
+      for (const object of objectsOf(source)) {
+        const metaNs = getAt(object, ['metadata', 'namespace']);
+        const namespace =
+          values.namespace ??
+          (typeof metaNs === 'string' && metaNs !== '' ? metaNs : (cluster?.namespace ?? 'default'));
+        const t = targetOf(object, namespace, source.name);
+        if (t) targets.push(t);
+      }
     }
-    throw err;
-  });
-  const fixedLabels =
-    values['namespace-labels'] !== undefined ? parseLabelList(values['namespace-labels']) : undefined;
-  const core =
-    values.kubeconfig !== undefined ? loadKubeConfig(values.kubeconfig).makeApiClient(CoreV1Api) : undefined;
-  const labelsCache = new Map<string, Record<string, string>>();
-  const labelsFor = async (ns: string): Promise<Record<string, string>> => {
-    if (fixedLabels) return fixedLabels;
-    if (!core) return {};
-    const cached = labelsCache.get(ns);
-    if (cached) return cached;
-    const labels = await core.readNamespace({ name: ns }).then(
-      (n) => n.metadata?.labels ?? {},
-      (err: { code?: number; message?: string }) => {
-        if (err.code === 404) return {};
-        throw new UserFacingError(`cannot read namespace ${ns}: ${err.message}`);
+    if (targets.length === 0)
+      throw new UserFacingError('no Pod or workload with a pod template in the manifests');
+  }
+
+  // The webhook configuration, and from it netmesh's namespace when it is service-based.
+  const configName = values['webhook-config-name'] ?? chartFullname(values.release ?? 'netmesh');
+  let webhookConfiguration: ExplainInput['webhookConfiguration'];
+  const preWarnings: string[] = [];
+  const nsWarnings = new Map<string, string>();
+  if (cluster) {
+    const admission = cluster.kc.makeApiClient(AdmissionregistrationV1Api);
+    webhookConfiguration = await admission.readMutatingWebhookConfiguration({ name: configName }).then(
+      (object) => ({ name: configName, object }),
+      (err: unknown) => {
+        if (hasStatus(err, 404)) return { name: configName, object: null };
+        preWarnings.push(
+          `cannot read MutatingWebhookConfiguration ${configName}: ${describeKubeError(err).message}`,
+        );
+        return undefined;
       },
     );
+  }
+  const netmeshNamespace =
+    values['netmesh-namespace'] ??
+    (webhookConfiguration?.object ? installedNamespace(webhookConfiguration.object) : undefined) ??
+    DEFAULT_WEBHOOK_NAMESPACE;
+
+  let template: ExplainInput['template'];
+  try {
+    const loaded = await loadTemplate({ ...values, 'netmesh-namespace': netmeshNamespace });
+    if (loaded) template = { template: loaded.template, hash: loaded.hash, where: loaded.where };
+  } catch (err) {
+    if (!(err instanceof UserFacingError)) throw err;
+    template = { error: err.message };
+  }
+
+  const fixedLabels =
+    values['namespace-labels'] !== undefined ? parseLabelList(values['namespace-labels']) : undefined;
+  const labelsCache = new Map<string, Record<string, string> | undefined>();
+  const labelsFor = async (ns: string): Promise<Record<string, string> | undefined> => {
+    if (fixedLabels) return fixedLabels;
+    if (!cluster) return undefined;
+    if (labelsCache.has(ns)) return labelsCache.get(ns);
+    const labels = await cluster.kc
+      .makeApiClient(CoreV1Api)
+      .readNamespace({ name: ns })
+      .then(
+        (n) => n.metadata?.labels ?? {},
+        (err: unknown) => {
+          if (hasStatus(err, 404)) {
+            nsWarnings.set(ns, `namespace ${ns} does not exist yet: evaluated with no labels`);
+            return {};
+          }
+          throw kubeFailure(err, `read namespace ${ns}`);
+        },
+      );
     labelsCache.set(ns, labels);
     return labels;
   };
 
-  const blocks: string[] = [];
-  for (const object of objects) {
-    const path = podTemplatePath(object);
-    if (path === undefined) continue;
-    const pod = path.length === 0 ? object : getAt(object, path);
-    if (!isPlainObject(pod)) continue;
-    const metaNs = getAt(object, ['metadata', 'namespace']);
-    const ns = values.namespace ?? (typeof metaNs === 'string' && metaNs !== '' ? metaNs : 'default');
-    const text = explainPod(pod as V1Pod, ns, await labelsFor(ns), loaded?.template, {
-      webhookNamespace: values['webhook-namespace'] ?? DEFAULT_WEBHOOK_NAMESPACE,
-      ...(loaded ? { templateHash: loaded.hash } : {}),
+  const explanations: Explanation[] = [];
+  for (const t of targets) {
+    const e = explain({
+      ...t,
+      namespaceLabels: await labelsFor(t.namespace),
+      webhookConfiguration,
+      template,
+      webhookNamespace: netmeshNamespace,
     });
-    const kind = String(object['kind']);
-    blocks.push(
-      kind === 'Pod'
-        ? text
-        : `${kind} ${String(getAt(object, ['metadata', 'name']) ?? '<unnamed>')}, pod template:\n${text}`,
-    );
+    const nsWarning = nsWarnings.get(t.namespace);
+    e.warnings.unshift(...preWarnings, ...(nsWarning ? [nsWarning] : []));
+    explanations.push(e);
   }
-  if (blocks.length === 0) {
-    throw new UserFacingError('no Pod or workload with a pod template in the manifest');
-  }
-  console.log(blocks.join('\n\n'));
-  return 0;
+  const injected = explanations.every((e) => e.injected);
+  if (values.output === 'json') console.log(JSON.stringify({ injected, items: explanations }, null, 2));
+  else console.log(explanations.map(renderExplanation).join('\n\n'));
+  return injected ? 0 : 1;
 }

@@ -1,21 +1,28 @@
 // `netmesh operator`: the Network controller alone.
 import { Registry } from 'prom-client';
-import { loadKubeConfig } from '../../lib/kube.ts';
 import { startOperator } from '../../operator/main.ts';
 import { startHealthServer } from '../../runtime/health-server.ts';
 import { createLogger } from '../../runtime/logger.ts';
+import { clusterLogFields, connect } from '../cluster.ts';
 import { parseFlags } from '../flags.ts';
 import { operatorFlags, operatorOptionsFromFlags, parseListen, serveUntilSignal } from './common.ts';
+import { preflightLease } from './preflight.ts';
 
-const SUMMARY =
+export const SUMMARY =
   'Run the Network controller: reconciles netmesh.io/v1 Networks into CNI network definitions (a Multus NetworkAttachmentDefinition, or a ConfigMap <name>-cni holding a conflist), with leader election between replicas.';
+
+export const flags = operatorFlags;
 
 export async function run(argv: string[]): Promise<number> {
   const { values, help } = parseFlags('operator', SUMMARY, argv, operatorFlags);
   if (help) return 0;
   const options = operatorOptionsFromFlags(values); // bad flags fail before anything starts
-  const log = createLogger('netmesh');
-  const kc = loadKubeConfig(values.kubeconfig);
+  const log = createLogger('netmesh', { level: values['log-level']! });
+  const cluster = connect(values);
+  const kc = cluster.kc;
+  log.info(clusterLogFields(cluster), 'using cluster');
+  if (options.leaderElect)
+    await preflightLease(kc, options.namespace, options.leaseName ?? 'netmesh-operator');
   const registry = new Registry();
   const health = await startHealthServer({ ...parseListen(values['health-listen']!), registry, log });
   let exitCode = 0;

@@ -2,31 +2,37 @@
 // Network controller runs only on the replica holding the leader Lease. One health server and
 // one metrics registry for both.
 import { Registry } from 'prom-client';
-import { loadKubeConfig } from '../../lib/kube.ts';
 import { startOperator } from '../../operator/main.ts';
 import { startHealthServer } from '../../runtime/health-server.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { startWebhook } from '../../webhook/start.ts';
+import { clusterLogFields, connect } from '../cluster.ts';
 import { parseFlags } from '../flags.ts';
 import { operatorFlags, operatorOptionsFromFlags, parseListen, serveUntilSignal } from './common.ts';
+import { preflightLease } from './preflight.ts';
 import { webhookFlags, webhookOptionsFromFlags } from './webhook.ts';
 
-const SUMMARY = [
+export const SUMMARY = [
   'Run netmesh as the chart deploys it: the sidecar-injecting admission webhook on every replica and the',
   'Network controller on the elected leader, sharing one health/metrics port (/healthz, /readyz, /metrics).',
   'Flags are those of `netmesh webhook` and `netmesh operator`.',
 ].join('\n');
 
-const runFlags = { ...webhookFlags, ...operatorFlags };
+export const flags = { ...webhookFlags, ...operatorFlags };
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, help } = parseFlags('run', SUMMARY, argv, runFlags);
+  const { values, help } = parseFlags('run', SUMMARY, argv, flags);
   if (help) return 0;
-  const log = createLogger('netmesh', values['log-level'] ? { level: values['log-level'] } : {});
   // Bad flags fail before anything starts.
   const webhookOptions = webhookOptionsFromFlags(values);
   const operatorOptions = operatorOptionsFromFlags(values);
-  const kc = loadKubeConfig(values.kubeconfig);
+  const log = createLogger('netmesh', { level: values['log-level']! });
+  const cluster = connect(values);
+  const kc = cluster.kc;
+  log.info(clusterLogFields(cluster), 'using cluster');
+  if (operatorOptions.leaderElect) {
+    await preflightLease(kc, operatorOptions.namespace, operatorOptions.leaseName ?? 'netmesh-operator');
+  }
   const registry = new Registry();
   const health = await startHealthServer({ ...parseListen(values['health-listen']!), registry, log });
   let started = false;

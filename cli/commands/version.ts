@@ -1,14 +1,22 @@
 // `netmesh version`: version, commit, and the Node and Kubernetes client it runs on.
 import { buildInfo } from '../../lib/build-info.ts';
-import { parseFlags } from '../flags.ts';
+import { type FlagSpec, parseFlags } from '../flags.ts';
 
-const SUMMARY =
+export const SUMMARY =
   'Print the netmesh version, the commit it was built from, and its Node and Kubernetes client versions.';
 
+export const flags = {
+  output: {
+    type: 'string',
+    short: 'o',
+    default: 'text',
+    description: 'output format',
+    values: ['text', 'json'],
+  },
+} satisfies Record<string, FlagSpec>;
+
 export async function run(argv: string[]): Promise<number> {
-  const { values, help } = parseFlags('version', SUMMARY, argv, {
-    output: { type: 'string', short: 'o', default: 'text', description: 'text or json' },
-  });
+  const { values, help } = parseFlags('version', SUMMARY, argv, flags);
   if (help) return 0;
   const info = buildInfo();
   if (values.output === 'json') console.log(JSON.stringify(info));

@@ -8,10 +8,19 @@ import { parseListen } from '../../webhook/server.ts';
 import { type StartWebhookOptions, startWebhook } from '../../webhook/start.ts';
 import { parseLabelList } from '../../webhook/template-input.ts';
 import { DEFAULT_WEBHOOK_CONFIG_NAME, type FailurePolicy } from '../../webhook/webhook-config.ts';
-import { durationFlag, FlagError, type FlagSpec, intFlag, parseFlags } from '../flags.ts';
+import { clusterLogFields, connect } from '../cluster.ts';
+import {
+  durationFlag,
+  FlagError,
+  type FlagSpec,
+  intFlag,
+  kubeFlags,
+  logLevelFlag,
+  parseFlags,
+} from '../flags.ts';
 import { serveUntilSignal } from './common.ts';
 
-const SUMMARY = [
+export const SUMMARY = [
   'Serve the Envoy sidecar injector: a mutating admission webhook (HTTPS, POST /mutate) that adds the',
   'containers and volumes of the envoy-initializer ConfigMap to new Pods of namespaces labelled',
   'netmesh.io/injection=enabled and of Pods labelled netmesh.io/inject=true. Health and metrics are served',
@@ -32,14 +41,11 @@ const SUMMARY = [
 ].join('\n');
 
 export const webhookFlags = {
-  kubeconfig: {
-    type: 'string',
-    description: 'kubeconfig to use; in-cluster config when absent',
-    env: 'NETMESH_KUBECONFIG',
-  },
+  ...kubeFlags,
   namespace: {
     type: 'string',
-    description: "the webhook's own namespace (TLS Secret, template; never injected)",
+    short: 'n',
+    description: 'namespace netmesh is installed in (TLS Secret, template; never injected)',
     env: 'NETMESH_NAMESPACE',
     default: process.env['POD_NAMESPACE'] ?? DEFAULT_WEBHOOK_NAMESPACE,
   },
@@ -72,6 +78,7 @@ export const webhookFlags = {
     description: 'failurePolicy of the registered webhooks: Ignore (as the chart) or Fail',
     env: 'NETMESH_FAILURE_POLICY',
     default: 'Ignore',
+    values: ['Ignore', 'Fail'],
   },
   'timeout-seconds': {
     type: 'string',
@@ -109,6 +116,7 @@ export const webhookFlags = {
   },
   'cert-dir': {
     type: 'string',
+    complete: 'dir',
     description: 'serve tls.crt/tls.key from this directory (cert-manager); reloaded on change',
     env: 'NETMESH_CERT_DIR',
   },
@@ -131,17 +139,14 @@ export const webhookFlags = {
     env: 'NETMESH_SHUTDOWN_DELAY',
     default: '5s',
   },
-  'log-level': {
-    type: 'string',
-    description: 'trace, debug, info, warn or error',
-    env: 'NETMESH_LOG_LEVEL',
-    default: 'info',
-  },
+  ...logLevelFlag,
 } satisfies Record<string, FlagSpec>;
 
 const MAX_SHUTDOWN_DELAY_MS = 15_000;
 
 type WebhookFlagValues = { [K in keyof typeof webhookFlags]: string | undefined };
+
+export const flags = webhookFlags;
 
 export function webhookOptionsFromFlags(v: WebhookFlagValues): StartWebhookOptions {
   const failurePolicy = v['failure-policy'] ?? 'Ignore';
@@ -206,8 +211,10 @@ export async function run(argv: string[]): Promise<number> {
   const { values, help } = parseFlags('webhook', SUMMARY, argv, webhookFlags);
   if (help) return 0;
   const options = webhookOptionsFromFlags(values);
-  const logger = createLogger('netmesh-webhook', values['log-level'] ? { level: values['log-level'] } : {});
-  const webhook = await startWebhook({ ...options, logger });
+  const logger = createLogger('netmesh-webhook', { level: values['log-level']! });
+  const cluster = connect(values);
+  logger.info(clusterLogFields(cluster), 'using cluster');
+  const webhook = await startWebhook({ ...options, kubeconfig: cluster.kc, logger });
   await serveUntilSignal(logger, () => webhook.stop());
   return 0;
 }

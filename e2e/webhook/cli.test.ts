@@ -9,6 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AdmissionregistrationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
+import { buildKubeconfig } from '../../lib/kubeconfig.ts';
+import { createCertificateAuthority } from '../../lib/pki.ts';
+import { buildMutatingWebhookConfiguration } from '../../webhook/webhook-config.ts';
 import { createNamespace, deleteNamespace, eventually, gone, useCluster } from '../support.ts';
 import {
   courseConfigMap,
@@ -23,9 +26,19 @@ import {
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const bin = join(root, 'bin', 'netmesh.js');
 
-function runCli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function runCli(
+  args: string[],
+  input?: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    const childEnv = { ...process.env, ...env };
+    delete childEnv['KUBECONFIG'];
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: root,
+      env: childEnv,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -270,7 +283,7 @@ describe('netmesh CLI', () => {
 
     // From the cluster, stdin to stdout; the webhook then sees the Pod as already injected.
     const fromCluster = await runCli(
-      ['inject', '-f', '-', '--kubeconfig', h.cluster.kubeconfigPath, '--namespace', sysNs],
+      ['inject', '-f', '-', '--kubeconfig', h.cluster.kubeconfigPath, '--netmesh-namespace', sysNs],
       readFileSync('examples/seed-myapp-pod.yaml', 'utf8'),
     );
     assert.equal(fromCluster.code, 0, fromCluster.stderr);
@@ -279,31 +292,106 @@ describe('netmesh CLI', () => {
   });
 
   test('netmesh explain says why', async () => {
-    const yes = await runCli([
-      'explain',
-      '-f',
-      'examples/seed-myapp-pod.yaml',
-      '--namespace',
-      appNs,
-      '--kubeconfig',
-      h.cluster.kubeconfigPath,
-      '--template-namespace',
-      sysNs,
-    ]);
-    assert.equal(yes.code, 0, yes.stderr);
-    assert.match(yes.stdout, /selected: yes \(NamespaceEnabled\)/);
-    assert.match(yes.stdout, /result: injected/);
+    // A configuration like the chart's, scoped to this file's namespaces, for explain to evaluate.
+    const admission = h.kc.makeApiClient(AdmissionregistrationV1Api);
+    const name = `wh-e2e-cli-explain-${scope}`;
+    await admission.createMutatingWebhookConfiguration({
+      body: buildMutatingWebhookConfiguration({
+        name,
+        namespace: sysNs,
+        clientConfig: { url: 'https://127.0.0.1:9/mutate' },
+        caBundle: createCertificateAuthority('explain').certPem,
+        failurePolicy: 'Ignore',
+        matchConditionsSupported: true,
+        extraNamespaceSelector: [{ key: SCOPE_LABEL, operator: 'In', values: [scope] }],
+      }),
+    });
+    try {
+      const yes = await runCli([
+        'explain',
+        '-f',
+        'examples/seed-myapp-pod.yaml',
+        '--namespace',
+        appNs,
+        '--kubeconfig',
+        h.cluster.kubeconfigPath,
+        '--netmesh-namespace',
+        sysNs,
+        '--webhook-config-name',
+        name,
+      ]);
+      assert.equal(yes.code, 0, yes.stdout + yes.stderr);
+      assert.match(yes.stdout, /namespace\.netmesh\.io: called/);
+      assert.match(yes.stdout, /selected: yes \(NamespaceEnabled\)/);
+      assert.match(yes.stdout, /result: injected/);
+    } finally {
+      await admission.deleteMutatingWebhookConfiguration({ name });
+    }
+    // A kubeconfig that was asked for and is not there is an error, never a silent offline run.
     const no = await runCli([
       'explain',
       '-f',
       'examples/seed-myapp-pod.yaml',
       '--namespace-labels',
       'team=a',
+      '--kubeconfig',
+      '/dev/null/none',
     ]);
-    assert.equal(no.code, 0, no.stderr);
-    assert.match(no.stdout, /selected: no \(NamespaceNotEnabled\)/);
-    const bad = await runCli(['inject', '-f', 'examples/seed-myapp-pod.yaml']);
+    assert.equal(no.code, 1, no.stderr);
+    assert.match(no.stderr, /cannot load kubeconfig/);
+    // Offline (no kubeconfig anywhere): labels given; not injected is exit status 1.
+    const offline = await runCli(
+      ['explain', '-f', 'examples/seed-myapp-pod.yaml', '--namespace-labels', 'team=a'],
+      undefined,
+      {
+        HOME: dir,
+      },
+    );
+    assert.equal(offline.code, 1, offline.stderr);
+    assert.match(offline.stdout, /selected: no \(NamespaceNotEnabled\)/);
+    const bad = await runCli(['inject', '-f', 'examples/seed-myapp-pod.yaml'], undefined, { HOME: dir });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^netmesh: no sidecar template: pass --template/);
+  });
+
+  test('netmesh operator with a Lease namespace that does not exist: one clear error, no retry loop', async () => {
+    const started = Date.now();
+    const r = await runCli([
+      'operator',
+      '--kubeconfig',
+      h.cluster.kubeconfigPath,
+      '--namespace',
+      `no-such-ns-${scope}`,
+      '--health-listen',
+      '127.0.0.1:0',
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.split('\n').filter((l) => !l.startsWith('{'));
+    assert.deepEqual(lines.filter(Boolean), [
+      `netmesh: namespace no-such-ns-${scope} does not exist (leader-election Lease no-such-ns-${scope}/netmesh-operator): --namespace must be the namespace netmesh is installed in (POD_NAMESPACE in a Pod) and --lease-name the chart's <release>-operator`,
+    ]);
+    assert.ok(Date.now() - started < 20_000, 'fails at once');
+  });
+
+  test('an x509 failure says which certificate was refused', async () => {
+    const server = h.kc.getCurrentCluster()!.server;
+    const kubeconfig = join(dir, 'wrong-ca.kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      buildKubeconfig({
+        server,
+        caPem: createCertificateAuthority('not-the-apiserver-ca').certPem,
+        user: { token: 'x' },
+      }),
+    );
+    const r = await runCli(['explain', '--kubeconfig', kubeconfig, '-n', 'default', 'deploy/web']);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^netmesh: cannot read Deployment default/web: x509: the certificate presented by ${server.replace(/\./g, '\\.')} is not signed by a trusted CA \\(\\w+\\) \\(server certificate: CN=[^,]+, issued by CN=[^,]+, .*valid until \\d{4}-.*\\): the certificate-authority of the kubeconfig did not sign it`,
+      ),
+    );
+    assert.doesNotMatch(r.stderr, /fetch failed/);
   });
 });

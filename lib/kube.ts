@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { UserFacingError } from './errors.ts';
+import { reuseConnections } from './kube-connections.ts';
 
 export type KubeConfigSource =
   | { kind: 'flag'; paths: string[] }
@@ -157,7 +158,8 @@ export function resolveKubeConfig(req: KubeConfigRequest = {}): ResolvedKubeConf
     }
   }
   return {
-    kc,
+    // One keep-alive connection pool for every client built from it (see kube-connections.ts).
+    kc: reuseConnections(kc),
     source,
     context: source.kind === 'in-cluster' ? undefined : contextName,
     namespace,

@@ -25,8 +25,10 @@ export function fullnameOf(release: string): string {
 }
 
 /**
- * `helm upgrade --install` with --set values and no --wait: for host-run tests, where the
- * apiserver calls a netmesh process on this machine (webhook.localRunURL).
+ * `helm upgrade --install` with --set values and no --wait, for host runs: netmesh runs on
+ * this machine (the apiserver calls it at webhook.localRunURL), so the chart's Deployment is
+ * not rendered (runInCluster=false) unless `values` asks for it; on a cluster with a node it
+ * would otherwise run beside the host process and compete for the same Lease.
  */
 export function installChart(
   kubeconfigPath: string,
@@ -35,7 +37,7 @@ export function installChart(
   values: Record<string, string | number | boolean> = {},
   extra: string[] = [],
 ): ChartRelease {
-  const sets = Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${String(v)}`]);
+  const sets = Object.entries({ runInCluster: false, ...values }).flatMap(([k, v]) => ['--set', `${k}=${String(v)}`]);
   helm(kubeconfigPath, [
     'upgrade',
     '--install',

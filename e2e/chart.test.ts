@@ -587,7 +587,8 @@ describe('helm chart on the control plane', () => {
   test('install creates every object; upgrade applies changed values; uninstall leaves only the CRDs', async () => {
     const release = 'nmup';
     const ns = 'nmup-system';
-    installChart(h.cluster.kubeconfigPath, release, ns, { 'webhook.failurePolicy': 'Ignore' });
+    // The whole chart, Deployment included (on a cluster with a node its Pods really run).
+    installChart(h.cluster.kubeconfigPath, release, ns, { runInCluster: true, 'webhook.failurePolicy': 'Ignore' });
     const rendered = render([], release, ns).filter((o) => o.kind !== 'CustomResourceDefinition');
     assert.ok(rendered.length >= 12, `${rendered.length} objects rendered`);
     for (const o of rendered) {
@@ -609,6 +610,7 @@ describe('helm chart on the control plane', () => {
     assert.equal(mwc.webhooks?.[0]?.failurePolicy, 'Ignore');
 
     installChart(h.cluster.kubeconfigPath, release, ns, {
+      runInCluster: true,
       'webhook.failurePolicy': 'Fail',
       replicaCount: 3,
       'operator.workers': 4,

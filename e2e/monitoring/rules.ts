@@ -83,10 +83,14 @@ export function checkQuery(
     const known = new Set<string>(targetLabels);
     for (const s of r.family.samples)
       if (s.name === name) for (const k of Object.keys(s.labels)) known.add(k);
-    for (const m of use.selector.matchers)
+    // A labelled metric has no series until its first observation (prom-client exports only the
+    // TYPE and HELP lines, e.g. nodejs_gc_duration_seconds before the first GC): its labels
+    // cannot be checked yet, its name and type can.
+    const observed = r.family.samples.some((s) => s.name === name);
+    for (const m of observed ? use.selector.matchers : [])
       if (!known.has(m.name))
         problems.push(`${name} has no label ${m.name} (it has ${[...known].sort().join(', ')})`);
-    for (const l of use.groupedBy)
+    for (const l of observed ? use.groupedBy : [])
       if (!known.has(l)) problems.push(`${name} is grouped or matched by ${l}, a label it does not have`);
     const counterLike = type === 'counter' || r.part !== undefined;
     const rated = use.functions.some((f) => COUNTER_FUNCTIONS.has(f));

@@ -37,7 +37,10 @@ export function installChart(
   values: Record<string, string | number | boolean> = {},
   extra: string[] = [],
 ): ChartRelease {
-  const sets = Object.entries({ runInCluster: false, ...values }).flatMap(([k, v]) => ['--set', `${k}=${String(v)}`]);
+  const sets = Object.entries({ runInCluster: false, ...values }).flatMap(([k, v]) => [
+    '--set',
+    `${k}=${String(v)}`,
+  ]);
   helm(kubeconfigPath, [
     'upgrade',
     '--install',

@@ -588,7 +588,10 @@ describe('helm chart on the control plane', () => {
     const release = 'nmup';
     const ns = 'nmup-system';
     // The whole chart, Deployment included (on a cluster with a node its Pods really run).
-    installChart(h.cluster.kubeconfigPath, release, ns, { runInCluster: true, 'webhook.failurePolicy': 'Ignore' });
+    installChart(h.cluster.kubeconfigPath, release, ns, {
+      runInCluster: true,
+      'webhook.failurePolicy': 'Ignore',
+    });
     const rendered = render([], release, ns).filter((o) => o.kind !== 'CustomResourceDefinition');
     assert.ok(rendered.length >= 12, `${rendered.length} objects rendered`);
     for (const o of rendered) {

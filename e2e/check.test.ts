@@ -120,10 +120,7 @@ describe('netmesh check and netmesh explain on a live installation', () => {
       // The apiserver's address: loopback, or the node's bridge address when the cluster has a node.
       new RegExp(`^netmesh check: release ${release} in namespace ${ns}, https://[\\d.]+:\\d+ `),
     );
-    assert.match(
-      line(r.stdout, 'cluster'),
-      /^✔ cluster: Kubernetes v1\.\d+\.\d+ at https:\/\/[\d.]+:\d+$/,
-    );
+    assert.match(line(r.stdout, 'cluster'), /^✔ cluster: Kubernetes v1\.\d+\.\d+ at https:\/\/[\d.]+:\d+$/);
     assert.match(line(r.stdout, 'permissions'), /^✔ /);
     assert.equal(
       line(r.stdout, 'CRD networks.netmesh.io'),

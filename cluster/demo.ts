@@ -177,17 +177,17 @@ async function installHostRun(d: Demo): Promise<() => Promise<void>> {
   };
 }
 
-function showTry(d: Demo, shownKubeconfig: string): void {
+function showTry(d: Demo, shownKubeconfig: string, inCluster: boolean): void {
   d.ui.step('netmesh keeps running; try:');
   d.ui.show(`(kubectl from the npm package: ${ensureTools().kubectl})`);
   const k = `kubectl --kubeconfig ${shownKubeconfig}`;
   for (const cmd of [
-    `${k} get pods -n ${SYSTEM_NS} -o wide`,
+    ...(inCluster ? [`${k} get pods -n ${SYSTEM_NS} -o wide`] : []),
     `${k} get networks -A -o wide`,
     `${k} describe network example-network -n ${DEMO_NS}`,
     `${k} run web --image=busybox -n ${DEMO_NS} -- sleep 3600 && ${k} get pod web -n ${DEMO_NS}`,
     `${k} apply -n ${DEMO_NS} -f - <<< '{"apiVersion":"netmesh.io/v1","kind":"Network","metadata":{"name":"overlap"},"spec":{"cidr":"192.168.7.0/24"}}'`,
-    `${k} logs -n ${SYSTEM_NS} deploy/netmesh`,
+    ...(inCluster ? [`${k} logs -n ${SYSTEM_NS} deploy/netmesh`] : []),
   ]) {
     d.ui.show(cmd);
   }
@@ -228,7 +228,7 @@ export async function runDemo(): Promise<void> {
     uninstall = await installNetmesh(d, cluster.noNodeReason ? undefined : cluster.image);
     await applyNetwork(d);
     await runCoursePod(d, !cluster.noNodeReason);
-    showTry(d, shown);
+    showTry(d, shown, !cluster.noNodeReason);
     console.log('\nPress Ctrl-C to stop netmesh and clean everything up.');
     if (process.env['NETMESH_DEMO_EXIT'] !== '1') {
       await new Promise<void>((done) => {

@@ -17,7 +17,7 @@ import {
   ownControlPlane,
   SYSTEM_NS,
 } from './harness.ts';
-import { Inspector, type Memory, mb } from './inspector.ts';
+import { Inspector, type Memory, mb } from '../../cluster/inspector.ts';
 
 const NETWORKS = Number(process.env['NETMESH_FAULT_NETWORKS'] ?? 10_000);
 const NAMESPACES = Number(process.env['NETMESH_FAULT_NAMESPACES'] ?? 5_000);

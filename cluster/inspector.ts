@@ -1,4 +1,4 @@
-// Measuring a running netmesh process from outside: through the V8 inspector it was started
+// Measuring a running netmesh process from outside (the fault suite, the benchmarks): through the V8 inspector it was started
 // with (NODE_OPTIONS=--inspect=127.0.0.1:<port>), force a full garbage collection and read
 // process.memoryUsage(). The product carries no hook for this; the test drives the runtime's
 // own debugging protocol, as a person would with Chrome DevTools.

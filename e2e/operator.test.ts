@@ -11,10 +11,12 @@ import { installChart, serviceAccountKubeconfig, uninstallChart } from '../clust
 import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts';
 import { kubectl } from '../cluster/tools.ts';
 import { CONFLIST_KEY, type Network } from '../operator/model.ts';
+import { expectFreshVerdicts } from './operator-support.ts';
 import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
 
 const GROUP = 'netmesh.io';
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('network operator', () => {
   const h = useCluster();
@@ -92,6 +94,14 @@ describe('network operator', () => {
     );
   const events = async (name: string, namespace = ns) =>
     (await h.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items;
+
+  const patchNet = (name: string, spec: Record<string, unknown>, namespace = ns) =>
+    h.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: 'v1', namespace, plural: 'networks', name, body: { spec } },
+      mergePatch,
+    );
+  const reason = (want: string) => (n: Network) =>
+    ready(n)?.reason === want && n.status?.observedGeneration === n.metadata?.generation;
 
   before(async () => {
     kubectl(h.cluster.kubeconfigPath, ['apply', '-f', 'crds/']);
@@ -239,6 +249,38 @@ describe('network operator', () => {
     assert.equal(healed.status?.phase, 'Ready');
     await h.core.readNamespacedConfigMap({ namespace: ns, name: 'ov-a-new-cni' });
     await deleteNet('ov-a-new');
+  });
+
+  test('a gateway-only edit re-ranks overlapping Networks: the Ready set is what a fresh operator computes', async () => {
+    // gw-old is older than gw-new, on the same range, but Invalid because of its gateway alone
+    // (the IPv6 subnet-router address, which CEL accepts): gw-new is Ready.
+    await createNet('gw-old', { cidr: 'fd00:90::/64', gateway: 'fd00:90::' });
+    await waitFor('gw-old', reason('Invalid'), 'Invalid');
+    await sleep(1100); // creationTimestamp has one-second resolution
+    await createNet('gw-new', { cidr: 'fd00:90::/64' });
+    await waitReady('gw-new');
+    await h.core.readNamespacedConfigMap({ namespace: ns, name: 'gw-new-cni' });
+
+    // Fixing only the gateway makes gw-old valid, and older: it takes the range.
+    await patchNet('gw-old', { gateway: 'fd00:90::1' });
+    await waitReady('gw-old');
+    const blocked = await waitFor('gw-new', reason('Overlap'), 'Overlap once the older one is valid');
+    assert.match(ready(blocked)!.message, new RegExp(`${ns}/gw-old`));
+    await eventually('the newer one loses its ConfigMap', () =>
+      gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'gw-new-cni' })),
+    );
+    await expectFreshVerdicts(h);
+
+    // Breaking only the gateway again releases the range: gw-new becomes Ready by itself.
+    await patchNet('gw-old', { gateway: 'fd00:90::' });
+    await waitFor('gw-old', reason('Invalid'), 'Invalid again');
+    await waitReady('gw-new');
+    await eventually('the older one loses its ConfigMap', () =>
+      gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'gw-old-cni' })),
+    );
+    await expectFreshVerdicts(h);
+    await deleteNet('gw-old');
+    await deleteNet('gw-new');
   });
 
   test('editing the CIDR updates the materialised object', async () => {

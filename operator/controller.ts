@@ -34,6 +34,7 @@ import {
   type Outcome,
   overlapMessage,
   PLURAL,
+  reindexNetwork,
   sameStatus,
   splitKey,
   transitionEvent,
@@ -145,7 +146,7 @@ export class NetworkController {
       registry,
     });
     this.networks.on('add', (n) => this.#onNetwork(n));
-    this.networks.on('update', (n, old) => this.#onNetwork(n, old));
+    this.networks.on('update', (n) => this.#onNetwork(n));
     this.networks.on('delete', (n) => this.#onNetworkDeleted(n));
 
     this.configMaps = new Informer<k8s.V1ConfigMap>({
@@ -210,34 +211,12 @@ export class NetworkController {
 
   // ---- event handlers: keep the overlap index current and enqueue keys, nothing else ----
 
-  #onNetwork(net: Network, old?: Network): void {
-    const key = keyOf(net);
-    if (
-      old &&
-      old.spec?.cidr === net.spec?.cidr &&
-      old.metadata?.creationTimestamp === net.metadata?.creationTimestamp
-    ) {
-      // Status, finalizer or gateway edits do not change who overlaps whom: only this key.
-      this.queue.add(key);
-      return;
-    }
-    const affected = new Set<string>([key]);
-    for (const e of this.index.overlapping(key)) affected.add(e.key);
-    const v = validateNetworkSpec(net.spec);
-    if (v.ok) {
-      this.index.upsert(key, v.cidr, { creationTimestamp: net.metadata?.creationTimestamp, key });
-      for (const e of this.index.overlapping(key)) affected.add(e.key);
-    } else {
-      this.index.remove(key);
-    }
-    for (const k of affected) this.queue.add(k);
+  #onNetwork(net: Network): void {
+    for (const k of reindexNetwork(this.index, keyOf(net), net)) this.queue.add(k);
   }
 
   #onNetworkDeleted(net: Network): void {
-    const key = keyOf(net);
-    const affected = this.index.overlapping(key).map((e) => e.key);
-    this.index.remove(key);
-    for (const k of affected) this.queue.add(k);
+    for (const k of reindexNetwork(this.index, keyOf(net), undefined)) this.queue.add(k);
   }
 
   #onOwned(obj: k8s.KubernetesObject): void {

@@ -9,6 +9,7 @@ import {
   type Network,
   type Outcome,
   overlapMessage,
+  reindexNetwork,
   sameStatus,
   transitionEvent,
 } from './model.ts';
@@ -182,4 +183,82 @@ describe('materialization', () => {
     assert.ok(moved.ok);
     assert.ok(!materializationUpToDate(live, desiredMaterialization(net(), moved, 'ConfigMap').object));
   });
+});
+
+describe('reindexNetwork: the index after any sequence of edits is the one a fresh operator builds', () => {
+  const CIDRS = [
+    '10.0.0.0/16',
+    '10.0.1.0/24',
+    '10.0.2.0/24',
+    '10.0.1.128/25',
+    '10.1.0.0/16',
+    'fd00::/64',
+    'fd00::/48',
+  ];
+  const KEYS = ['a/n0', 'a/n1', 'a/n2', 'b/n0', 'b/n3', 'b/n4'];
+  const TIMES = ['2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', '2026-01-01T00:00:02Z'];
+
+  // Deterministic PRNG (mulberry32) so a failure reproduces.
+  const rng = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const network = (key: string, cidr: string, validGateway: boolean, created: string): Network => {
+    const [namespace, name] = key.split('/') as [string, string];
+    return {
+      metadata: { namespace, name, creationTimestamp: created as unknown as Date },
+      // The address part of the CIDR is its network (IPv4) or subnet-router (IPv6) address:
+      // valid for CEL, Invalid for the operator.
+      spec: validGateway ? { cidr } : { cidr, gateway: cidr.split('/')[0] },
+    };
+  };
+  /** Verdict of every key: Invalid (not indexed), Ready, or the blocker's key. */
+  const verdicts = (index: OverlapIndex) =>
+    new Map(KEYS.map((k) => [k, !index.has(k) ? 'Invalid' : (index.blockerFor(k)?.key ?? 'Ready')]));
+  const fresh = (objects: Map<string, Network>) => {
+    const index = new OverlapIndex();
+    for (const [k, n] of objects) reindexNetwork(index, k, n);
+    return index;
+  };
+
+  for (const seed of [1, 2, 3, 4, 5]) {
+    test(`random create/edit-gateway/edit-cidr/delete sequence, seed ${seed}`, () => {
+      const random = rng(seed);
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+      const objects = new Map<string, Network>();
+      const index = new OverlapIndex();
+      for (let step = 0; step < 1500; step++) {
+        const key = pick(KEYS);
+        const current = objects.get(key);
+        const before = verdicts(fresh(objects));
+        const op = current ? pick(['gateway', 'gateway', 'cidr', 'delete'] as const) : 'create';
+        let next: Network | undefined;
+        if (op === 'create') next = network(key, pick(CIDRS), random() < 0.6, pick(TIMES));
+        else if (op === 'delete') next = undefined;
+        else {
+          const cidr = String(current!.spec!.cidr);
+          const validGateway = current!.spec!.gateway === undefined;
+          const created = String(current!.metadata!.creationTimestamp);
+          next =
+            op === 'gateway'
+              ? network(key, cidr, !validGateway, created)
+              : network(key, pick(CIDRS), validGateway, created);
+        }
+        if (next) objects.set(key, next);
+        else objects.delete(key);
+        const affected = new Set(reindexNetwork(index, key, next));
+        const expected = verdicts(fresh(objects));
+        assert.deepEqual(verdicts(index), expected, `step ${step}: ${op} ${key}`);
+        for (const k of KEYS) {
+          if (before.get(k) !== expected.get(k))
+            assert.ok(
+              affected.has(k),
+              `step ${step}: ${op} ${key} changed ${k}'s verdict but did not enqueue it`,
+            );
+        }
+      }
+    });
+  }
 });

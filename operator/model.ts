@@ -3,9 +3,9 @@
 // object the cluster's CNI should get. No I/O here; controller.ts performs what this decides.
 import type { KubernetesObject, V1ConfigMap, V1OwnerReference } from '@kubernetes/client-node';
 import type { NetworkSpecValidation } from './network/cidr.ts';
-import { formatCidr } from './network/cidr.ts';
+import { formatCidr, validateNetworkSpec } from './network/cidr.ts';
 import { buildConflist, buildNadConfig } from './network/cni.ts';
-import type { Entry } from './network/overlap-index.ts';
+import type { Entry, OverlapIndex } from './network/overlap-index.ts';
 
 export const GROUP = 'netmesh.io';
 export const VERSION = 'v1';
@@ -72,6 +72,44 @@ export function keyOf(obj: KubernetesObject): string {
 export function splitKey(key: string): { namespace: string; name: string } {
   const i = key.indexOf('/');
   return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+/**
+ * Brings the overlap index in line with `net` (undefined: the Network is gone) and returns
+ * every key whose verdict may have changed: the Network itself and whatever overlapped it
+ * before the change or overlaps it after. The index holds exactly the Networks whose spec is
+ * valid (a Network that is Invalid, for whatever field, claims no range), keyed by CIDR and
+ * ranked by creationTimestamp, so it is a function of the stored objects alone: after any
+ * sequence of edits it equals the index a freshly started operator builds from a list. That
+ * is why validity is re-evaluated on every update, not only when spec.cidr changes: a
+ * gateway-only edit can make a Network valid or invalid, and so move it into or out of the
+ * index.
+ */
+export function reindexNetwork(index: OverlapIndex, key: string, net: Network | undefined): string[] {
+  const before = index.get(key);
+  const v = net ? validateNetworkSpec(net.spec) : undefined;
+  const created = net?.metadata?.creationTimestamp;
+  const after = v?.ok ? { cidr: v.cidr, rank: { creationTimestamp: created, key } } : undefined;
+  if (!before && !after) return [key];
+  if (
+    before &&
+    after &&
+    before.cidr.family === after.cidr.family &&
+    before.cidr.network === after.cidr.network &&
+    before.cidr.prefix === after.cidr.prefix &&
+    String(before.rank.creationTimestamp) === String(after.rank.creationTimestamp)
+  ) {
+    return [key]; // same claim, same rank: nobody else's verdict can change
+  }
+  const affected = new Set<string>([key]);
+  if (before) for (const e of index.overlapping(key)) affected.add(e.key);
+  if (after) {
+    index.upsert(key, after.cidr, after.rank);
+    for (const e of index.overlapping(key)) affected.add(e.key);
+  } else {
+    index.remove(key);
+  }
+  return [...affected];
 }
 
 export function overlapMessage(blocker: Entry): string {

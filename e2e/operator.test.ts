@@ -11,12 +11,14 @@ import { installChart, serviceAccountKubeconfig, uninstallChart } from '../clust
 import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts';
 import { kubectl } from '../cluster/tools.ts';
 import { CONFLIST_KEY, type Network } from '../operator/model.ts';
-import { expectFreshVerdicts } from './operator-support.ts';
+import { expectFreshVerdicts, metric, startAdmissionGate } from './operator-support.ts';
 import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
 
 const GROUP = 'netmesh.io';
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The chart's ServiceAccount, which the operator runs as. */
+const OPERATOR_USER = 'system:serviceaccount:netmesh-system:netmesh';
 
 describe('network operator', () => {
   const h = useCluster();
@@ -342,6 +344,67 @@ describe('network operator', () => {
     await eventually('a CleanedUp Event', async () =>
       (await events('bye')).some((e) => e.reason === 'CleanedUp'),
     );
+  });
+
+  test('a persistent 409 is retried through the rate limiter, not at request speed', async () => {
+    // The apiserver answers every status write of this Network with 409 Conflict (an admission
+    // webhook saying so), as it would for a writer whose cache is stale and stays stale.
+    const gate = await startAdmissionGate(h, {
+      rules: [
+        {
+          apiGroups: [GROUP],
+          apiVersions: ['v1'],
+          operations: ['UPDATE'],
+          resources: ['networks/status'],
+        },
+      ],
+      matchConditions: [
+        { name: 'operator', expression: `request.userInfo.username == '${OPERATOR_USER}'` },
+        { name: 'network', expression: "object.metadata.name == 'hot-409'" },
+      ],
+      handler: () => ({
+        allowed: false,
+        code: 409,
+        reason: 'Conflict',
+        message: 'e2e: the object has been modified; please apply your changes to the latest version',
+      }),
+    });
+    try {
+      const conflictsBefore = await metric(operator.healthPort, 'netmesh_reconcile_total', {
+        result: 'conflict',
+      });
+      await createNet('hot-409', { cidr: '10.53.0.0/24' });
+      await eventually('the first refused status write', async () => gate.requests.length > 0);
+      const start = gate.requests[0]!.at;
+      const windowMs = 8_000;
+      await sleep(windowMs + 200);
+      const inWindow = gate.requests.filter((r) => r.at - start < windowMs).length;
+      const perSecond = inWindow / (windowMs / 1000);
+      console.log(
+        `# persistent 409: ${inWindow} status writes in ${windowMs / 1000} s (${perSecond.toFixed(1)}/s)`,
+      );
+      // Per-item exponential backoff from 5 ms: about a dozen attempts in 8 s, then fewer and
+      // fewer. A requeue without the rate limiter makes hundreds per second.
+      assert.ok(inWindow <= 20, `${inWindow} writes in ${windowMs} ms: not rate limited`);
+      const conflicts =
+        (await metric(operator.healthPort, 'netmesh_reconcile_total', { result: 'conflict' })) -
+        conflictsBefore;
+      assert.ok(conflicts >= inWindow - 1, `conflicts counted (${conflicts})`);
+      assert.ok(
+        (await metric(operator.healthPort, 'workqueue_retries_total', { name: 'network' })) >= inWindow - 1,
+        'the requeues went through the rate limiter (workqueue_retries_total)',
+      );
+    } finally {
+      await gate.stop();
+    }
+    await eventually(
+      'Ready once the conflict is gone',
+      async () => ready(await getNet('hot-409'))?.status === 'True',
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    await deleteNet('hot-409');
   });
 
   test('a second replica stays passive, then takes over within the lease duration', async () => {

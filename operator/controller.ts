@@ -286,10 +286,13 @@ export class NetworkController {
           this.#metrics.total.inc({ result: 'success' });
         } catch (err) {
           if (httpCode(err) === 409) {
-            // Somebody wrote the object since our cache saw it: retry now on fresher data.
-            log.debug('conflict; requeued');
+            // Somebody wrote the object since our cache saw it. Retry through the rate
+            // limiter, as controller-runtime does: the cache that produced the conflict may
+            // stay stale for a while (watch down, informer in backoff), and an immediate
+            // requeue would then hammer the apiserver at request speed.
+            log.debug({ requeues: this.queue.numRequeues(key) }, 'conflict; requeued with backoff');
             this.#metrics.total.inc({ result: 'conflict' });
-            this.queue.add(key);
+            this.queue.addRateLimited(key);
           } else {
             this.#metrics.total.inc({ result: 'error' });
             this.#metrics.errors.inc();

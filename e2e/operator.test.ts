@@ -17,6 +17,12 @@ import { createNamespace, deleteNamespace, eventually, gone, useCluster } from '
 const GROUP = 'netmesh.io';
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * kube-controller-manager's garbage collector starts watching a newly created CRD's resource
+ * only at its next discovery resync (every 30 s): right after the CRD is (re)applied, the
+ * dependents of a deleted Network may wait that long.
+ */
+const GC_TIMEOUT_MS = 60_000;
 /** The chart's ServiceAccount, which the operator runs as. */
 const OPERATOR_USER = 'system:serviceaccount:netmesh-system:netmesh';
 
@@ -141,7 +147,7 @@ describe('network operator', () => {
     assert.equal(net.status?.phase, 'Ready');
     assert.equal(net.status?.usableAddresses, '65534');
     assert.equal(net.status?.gateway, '192.168.0.1');
-    assert.ok(net.metadata?.finalizers?.includes('netmesh.io/network-cleanup'));
+    assert.equal(net.metadata?.finalizers, undefined, 'no finalizer: owner references clean up');
     assert.deepEqual(net.status?.materialized, {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -333,17 +339,51 @@ describe('network operator', () => {
     await deleteNet('drift');
   });
 
-  test('deleting a Network runs the cleanup, releases the finalizer and leaves nothing', async () => {
+  test('deleting a Network needs no finalizer: its ConfigMap is garbage-collected', async () => {
     await createNet('bye', { cidr: '10.50.0.0/24' });
-    await waitReady('bye');
+    const net = await waitReady('bye');
+    assert.equal(net.metadata?.finalizers, undefined);
     await deleteNet('bye');
     await eventually('the Network gone', () => gone(() => getNet('bye')));
-    await eventually('the ConfigMap gone', () =>
-      gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'bye-cni' })),
+    await eventually(
+      'the ConfigMap collected through its owner reference',
+      () => gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'bye-cni' })),
+      { timeoutMs: GC_TIMEOUT_MS },
     );
-    await eventually('a CleanedUp Event', async () =>
-      (await events('bye')).some((e) => e.reason === 'CleanedUp'),
+  });
+
+  test('the finalizer of older versions is removed on reconcile (migration)', async () => {
+    await h.custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: 'v1',
+      namespace: ns,
+      plural: 'networks',
+      body: {
+        apiVersion: 'netmesh.io/v1',
+        kind: 'Network',
+        metadata: { name: 'legacy', finalizers: ['netmesh.io/network-cleanup', 'example.com/keep'] },
+        spec: { cidr: '10.51.0.0/24' },
+      },
+    });
+    const net = await waitFor(
+      'legacy',
+      (n) => !n.metadata?.finalizers?.includes('netmesh.io/network-cleanup') && ready(n)?.status === 'True',
+      'Ready without the old finalizer',
     );
+    assert.deepEqual(net.metadata?.finalizers, ['example.com/keep'], "another controller's finalizer stays");
+    await h.custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: 'v1',
+        namespace: ns,
+        plural: 'networks',
+        name: 'legacy',
+        body: { metadata: { finalizers: null } },
+      },
+      mergePatch,
+    );
+    await deleteNet('legacy');
+    await eventually('legacy gone', () => gone(() => getNet('legacy')));
   });
 
   test('a persistent 409 is retried through the rate limiter, not at request speed', async () => {
@@ -487,21 +527,20 @@ describe('network operator', () => {
     });
   });
 
-  test('a replica that loses its lease stops reconciling and exits', async () => {
-    const coord = h.kc.makeApiClient(k8s.CoordinationV1Api);
-    // Read-modify-write of the Lease, retried on 409: the leader renews it every 500 ms.
-    const overwrite = (spec: (s: k8s.V1LeaseSpec) => k8s.V1LeaseSpec) =>
-      eventually('the Lease overwritten', async () => {
-        const lease = await coord.readNamespacedLease({ namespace: systemNs, name: 'netmesh-operator' });
-        await coord.replaceNamespacedLease({
-          namespace: systemNs,
-          name: 'netmesh-operator',
-          body: { ...lease, spec: spec(lease.spec ?? {}) },
-        });
-        return true;
+  // Read-modify-write of the Lease, retried on 409: the leader renews it every 500 ms.
+  const overwriteLease = (spec: (s: k8s.V1LeaseSpec) => k8s.V1LeaseSpec) =>
+    eventually('the Lease overwritten', async () => {
+      const coord = h.kc.makeApiClient(k8s.CoordinationV1Api);
+      const lease = await coord.readNamespacedLease({ namespace: systemNs, name: 'netmesh-operator' });
+      return coord.replaceNamespacedLease({
+        namespace: systemNs,
+        name: 'netmesh-operator',
+        body: { ...lease, spec: spec(lease.spec ?? {}) },
       });
-    // Someone else takes the lease (as after a network partition): the leader cannot renew.
-    await overwrite((spec) => {
+    });
+  // Someone else takes the lease (as after a network partition): the leader cannot renew.
+  const intrude = () =>
+    overwriteLease((spec) => {
       const now = new k8s.V1MicroTime();
       return {
         ...spec,
@@ -511,14 +550,29 @@ describe('network operator', () => {
         acquireTime: now,
       };
     });
-    const code = await Promise.race([
-      operator.exited,
-      new Promise<string>((r) => setTimeout(() => r('still running'), 20_000)),
-    ]);
+  const handBack = () => overwriteLease((spec) => ({ ...spec, holderIdentity: '', leaseDurationSeconds: 1 }));
+  const exitWithin = (ms: number) =>
+    Promise.race([operator.exited, new Promise<string>((r) => setTimeout(() => r('still running'), ms))]);
+
+  test('a replica that loses its lease stops reconciling and exits; Networks delete without it', async () => {
+    await createNet('while-down', { cidr: '10.81.0.0/24' });
+    await waitReady('while-down');
+    await intrude();
+    const code = await exitWithin(20_000);
     assert.equal(code, 1, 'the replica exits with an error so it restarts as a standby');
     assert.match(operator.logs(), /lost leadership/);
+    // No netmesh running: deleting a Network (and, through it, its ConfigMap) must not hang.
+    await deleteNet('while-down');
+    await eventually('the Network gone without netmesh', () => gone(() => getNet('while-down')), {
+      timeoutMs: 10_000,
+    });
+    await eventually(
+      'its ConfigMap collected without netmesh',
+      () => gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'while-down-cni' })),
+      { timeoutMs: GC_TIMEOUT_MS },
+    );
     // Hand the lease back and start a fresh replica for the remaining tests.
-    await overwrite((spec) => ({ ...spec, holderIdentity: '', leaseDurationSeconds: 1 }));
+    await handBack();
     operator = await startNetmesh('operator', operatorArgs('replica-d'));
     await operator.waitReady();
     await createNet('after-loss', { cidr: '10.80.0.0/24' });

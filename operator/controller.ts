@@ -317,18 +317,20 @@ export class NetworkController {
     const { namespace, name } = splitKey(key);
     let net = this.networks.get(name, namespace);
     if (!net) {
-      // Deleted: the finalizer already ran cleanup, the garbage collector takes the rest.
+      // Deleted: the garbage collector removes what it owned (owner references).
       log.debug('not found; nothing to do');
       return;
     }
-    if (net.metadata?.deletionTimestamp) {
-      await this.#finalize(net, log);
-      return;
+    if (hasFinalizer(net)) {
+      // Migration: earlier versions added this finalizer. Owner references already make the
+      // garbage collector delete the materialised objects; the finalizer only made deleting
+      // a Network (and its namespace) hang whenever netmesh was not running.
+      net = await this.#patchNetwork(net, {
+        finalizers: (net.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
+      });
+      log.info('legacy finalizer removed');
     }
-    if (!hasFinalizer(net)) {
-      net = await this.#patchNetwork(net, { finalizers: [...(net.metadata?.finalizers ?? []), FINALIZER] });
-      log.info('finalizer added');
-    }
+    if (net.metadata?.deletionTimestamp) return; // another finalizer holds it; nothing of ours to do
 
     const v = validateNetworkSpec(net.spec);
     let outcome: Outcome;
@@ -406,11 +408,27 @@ export class NetworkController {
       kind === 'ConfigMap' ? this.configMaps.get(name, namespace) : this.nads?.get(name, namespace);
     if (!live?.metadata?.ownerReferences?.some((o) => o.uid === net.metadata?.uid)) return false;
     try {
-      await this.#objects.delete({
-        apiVersion: live.apiVersion ?? (kind === 'ConfigMap' ? 'v1' : `${NAD_GROUP}/v1`),
-        kind,
-        metadata: { name, namespace },
-      });
+      // Preconditions: delete exactly the object the cache showed as ours. If it was replaced
+      // (new UID) or changed hands since (new resourceVersion), the apiserver answers 409 and
+      // the retry decides again on fresher data.
+      await this.#objects.delete(
+        {
+          apiVersion: live.apiVersion ?? (kind === 'ConfigMap' ? 'v1' : `${NAD_GROUP}/v1`),
+          kind,
+          metadata: { name, namespace },
+        },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        {
+          preconditions: {
+            ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}),
+            ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
+          },
+        },
+      );
       log.info({ kind, name }, 'materialized object deleted');
     } catch (err) {
       if (httpCode(err) !== 404) throw err;
@@ -432,20 +450,6 @@ export class NetworkController {
     log.info({ phase: next.phase, reason: next.conditions?.[0]?.reason }, 'status updated');
     const event = transitionEvent(net.status, next);
     if (event) await this.#events.record(net, event);
-  }
-
-  async #finalize(net: Network, log: Logger): Promise<void> {
-    if (!hasFinalizer(net)) return;
-    const removed = await this.#removeMaterialized(net, log);
-    await this.#patchNetwork(net, {
-      finalizers: (net.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
-    });
-    log.info({ removedMaterialized: removed }, 'cleanup done; finalizer removed');
-    await this.#events.record(net, {
-      type: 'Normal',
-      reason: 'CleanedUp',
-      message: 'network definition removed; finalizer released',
-    });
   }
 }
 

@@ -163,9 +163,10 @@ describe('network operator', () => {
     assert.equal(cm.metadata?.ownerReferences?.[0]?.uid, net.metadata?.uid);
     assert.equal(cm.metadata?.ownerReferences?.[0]?.controller, true);
     assert.ok(
-      cm.metadata?.managedFields?.some((f) => f.manager === 'netmesh-operator' && f.operation === 'Apply'),
-      'written by server-side apply',
+      cm.metadata?.managedFields?.some((f) => f.manager === 'netmesh-operator'),
+      'written under the field manager netmesh-operator',
     );
+    assert.equal(cm.metadata?.labels?.['app.kubernetes.io/managed-by'], 'netmesh-operator');
     const evs = await eventually('a Ready Event', async () => {
       const list = await events('example-network');
       return list.some((e) => e.reason === 'Ready') ? list : undefined;
@@ -384,6 +385,50 @@ describe('network operator', () => {
     );
     await deleteNet('legacy');
     await eventually('legacy gone', () => gone(() => getNet('legacy')));
+  });
+
+  test('a ConfigMap <name>-cni that netmesh did not create is never taken over: Conflict, Warning Event, untouched', async () => {
+    await h.core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: 'taken-cni', labels: { team: 'a' } }, data: { mine: 'yes' } },
+    });
+    const before = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'taken-cni' });
+    await createNet('taken', { cidr: '10.52.0.0/24' });
+    const net = await waitFor('taken', reason('Conflict'), 'Conflict');
+    assert.equal(ready(net)?.status, 'False');
+    assert.match(ready(net)!.message, new RegExp(`ConfigMap ${ns}/taken-cni`));
+    assert.equal(net.status?.materialized, undefined);
+    const ev = await eventually('a Conflict Warning Event naming the ConfigMap', async () =>
+      (await events('taken')).find((e) => e.reason === 'Conflict' && e.type === 'Warning'),
+    );
+    assert.match(ev.message ?? '', new RegExp(`ConfigMap ${ns}/taken-cni`));
+    await sleep(1500); // time for any (wrong) write to land
+    const after = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'taken-cni' });
+    assert.equal(
+      after.metadata?.resourceVersion,
+      before.metadata?.resourceVersion,
+      "the user's object unchanged",
+    );
+    assert.equal(after.metadata?.ownerReferences, undefined);
+    assert.deepEqual(after.data, { mine: 'yes' });
+    // Deleting the Network leaves the user's object alone.
+    await deleteNet('taken');
+    await eventually('taken gone', () => gone(() => getNet('taken')));
+    await sleep(1500);
+    await h.core.readNamespacedConfigMap({ namespace: ns, name: 'taken-cni' });
+
+    // Once the name is free, a Network in Conflict heals by itself.
+    await createNet('taken', { cidr: '10.52.0.0/24' });
+    await waitFor('taken', reason('Conflict'), 'Conflict again');
+    await h.core.deleteNamespacedConfigMap({ namespace: ns, name: 'taken-cni' });
+    await eventually(
+      'Ready once the name is free',
+      async () => ready(await getNet('taken'))?.status === 'True',
+      { timeoutMs: 45_000 },
+    );
+    const cm = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'taken-cni' });
+    assert.equal(cm.metadata?.ownerReferences?.[0]?.name, 'taken');
+    await deleteNet('taken');
   });
 
   test('a persistent 409 is retried through the rate limiter, not at request speed', async () => {
@@ -656,6 +701,40 @@ spec:
           })
           .then(() => true),
       );
+      // A NetworkAttachmentDefinition of the same name that someone else created stays theirs.
+      const nadApi = {
+        group: 'k8s.cni.cncf.io',
+        version: 'v1',
+        namespace: ns,
+        plural: 'network-attachment-definitions',
+      };
+      await h.custom.createNamespacedCustomObject({
+        ...nadApi,
+        body: {
+          apiVersion: 'k8s.cni.cncf.io/v1',
+          kind: 'NetworkAttachmentDefinition',
+          metadata: { name: 'nad-taken' },
+          spec: { config: '{"cniVersion":"1.0.0","name":"theirs","type":"macvlan"}' },
+        },
+      });
+      const theirs = (await h.custom.getNamespacedCustomObject({ ...nadApi, name: 'nad-taken' })) as {
+        metadata: k8s.V1ObjectMeta;
+      };
+      await createNet('nad-taken', { cidr: '10.71.0.0/24' });
+      const conflicted = await waitFor('nad-taken', reason('Conflict'), 'Conflict');
+      assert.match(ready(conflicted)!.message, new RegExp(`NetworkAttachmentDefinition ${ns}/nad-taken`));
+      await sleep(1500);
+      const still = (await h.custom.getNamespacedCustomObject({ ...nadApi, name: 'nad-taken' })) as {
+        metadata: k8s.V1ObjectMeta;
+        spec: { config: string };
+      };
+      assert.equal(still.metadata.resourceVersion, theirs.metadata.resourceVersion, 'their NAD untouched');
+      await deleteNet('nad-taken');
+      await eventually('nad-taken gone', () => gone(() => getNet('nad-taken')));
+      await sleep(1500);
+      await h.custom.getNamespacedCustomObject({ ...nadApi, name: 'nad-taken' });
+      await h.custom.deleteNamespacedCustomObject({ ...nadApi, name: 'nad-taken' });
+
       await deleteNet('multus');
       await eventually('NAD collected with its Network', () =>
         gone(() =>

@@ -12,19 +12,24 @@ import {
   PrometheusQueueMetricsProvider,
   RateLimitingQueue,
 } from '../runtime/queue/index.ts';
+import { httpCode, statusReason } from '../runtime/request.ts';
 import { EventRecorder } from './events.ts';
 import {
   API_VERSION,
   configMapName,
+  conflictMessage,
+  controlledBy,
   desiredMaterialization,
   desiredStatus,
   FIELD_MANAGER,
   FINALIZER,
+  foreignHolder,
   GROUP,
   hasFinalizer,
   KIND,
   keyOf,
   MANAGED_BY_LABEL,
+  type MaterializedRef,
   type MaterializeMode,
   materializationUpToDate,
   NAD_GROUP,
@@ -42,6 +47,7 @@ import {
 } from './model.ts';
 import { validateNetworkSpec } from './network/cidr.ts';
 import { OverlapIndex } from './network/overlap-index.ts';
+import { configMapClient, nadClient, type ObjectClient, type Owned } from './objects.ts';
 
 export interface NetworkControllerOptions {
   kc: k8s.KubeConfig;
@@ -53,17 +59,21 @@ export interface NetworkControllerOptions {
   rateLimiter?: DefaultControllerRateLimiterOptions;
   /** How often to re-check whether Multus (NetworkAttachmentDefinition) is installed. */
   multusProbeIntervalMs?: number;
+  /** How often a Network in Conflict looks again whether the name it needs is free. */
+  conflictRecheckMs?: number;
 }
 
-type Owned = k8s.KubernetesObject & { data?: Record<string, string>; spec?: { config?: string } };
+export interface ReconcileResult {
+  /** Look at the key again after this long (it is not an error: no backoff). */
+  requeueAfterMs?: number;
+}
+
+function otherMode(mode: MaterializeMode): MaterializeMode {
+  return mode === 'ConfigMap' ? 'NetworkAttachmentDefinition' : 'ConfigMap';
+}
 
 const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${FIELD_MANAGER}`;
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-
-function httpCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown };
-  return typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
-}
 
 export class NetworkController {
   readonly queue: RateLimitingQueue<string>;
@@ -81,18 +91,27 @@ export class NetworkController {
     rateLimiter: DefaultControllerRateLimiterOptions;
   };
   readonly #custom: k8s.CustomObjectsApi;
-  readonly #objects: k8s.KubernetesObjectApi;
+  readonly #clients: Record<MaterializeMode, ObjectClient>;
   readonly #apis: k8s.ApisApi;
   readonly #events: EventRecorder;
   readonly #metrics: { total: Counter<'result'>; errors: Counter; duration: Histogram };
 
   constructor(opts: NetworkControllerOptions) {
-    this.#opts = { workers: 2, multusProbeIntervalMs: 30_000, rateLimiter: {}, ...opts };
+    this.#opts = {
+      workers: 2,
+      multusProbeIntervalMs: 30_000,
+      conflictRecheckMs: 10_000,
+      rateLimiter: {},
+      ...opts,
+    };
     const { kc, log, registry } = opts;
     this.#custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    this.#objects = k8s.KubernetesObjectApi.makeApiClient(kc);
     this.#apis = kc.makeApiClient(k8s.ApisApi);
     const core = kc.makeApiClient(k8s.CoreV1Api);
+    this.#clients = {
+      ConfigMap: configMapClient(core),
+      NetworkAttachmentDefinition: nadClient(this.#custom),
+    };
     this.#events = new EventRecorder({ core, component: FIELD_MANAGER, instance: opts.identity, log });
     this.queue = new RateLimitingQueue<string>({
       name: 'network',
@@ -281,8 +300,9 @@ export class NetworkController {
         const log = this.log.child({ key, worker: id });
         const end = this.#metrics.duration.startTimer();
         try {
-          await this.reconcile(key, log);
+          const result = await this.reconcile(key, log);
           this.queue.forget(key);
+          if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
           this.#metrics.total.inc({ result: 'success' });
         } catch (err) {
           if (httpCode(err) === 409) {
@@ -312,14 +332,17 @@ export class NetworkController {
     }
   }
 
-  /** One pass of the control loop for one key. Throws to requeue with backoff. */
-  async reconcile(key: string, log: Logger = this.log.child({ key })): Promise<void> {
+  /**
+   * One pass of the control loop for one key. Throws to requeue with backoff; returns
+   * requeueAfterMs to be looked at again later although nothing failed.
+   */
+  async reconcile(key: string, log: Logger = this.log.child({ key })): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     let net = this.networks.get(name, namespace);
     if (!net) {
       // Deleted: the garbage collector removes what it owned (owner references).
       log.debug('not found; nothing to do');
-      return;
+      return {};
     }
     if (hasFinalizer(net)) {
       // Migration: earlier versions added this finalizer. Owner references already make the
@@ -330,7 +353,7 @@ export class NetworkController {
       });
       log.info('legacy finalizer removed');
     }
-    if (net.metadata?.deletionTimestamp) return; // another finalizer holds it; nothing of ours to do
+    if (net.metadata?.deletionTimestamp) return {}; // another finalizer holds it; nothing of ours to do
 
     const v = validateNetworkSpec(net.spec);
     let outcome: Outcome;
@@ -343,11 +366,21 @@ export class NetworkController {
         await this.#removeMaterialized(net, log);
         outcome = { kind: 'Overlap', blocker, message: overlapMessage(blocker), validation: v };
       } else {
-        const ref = await this.#materialize(net, v, log);
-        outcome = { kind: 'Ready', ref, validation: v };
+        const m = await this.#materialize(net, v, log);
+        if (m.conflict === undefined) {
+          outcome = { kind: 'Ready', ref: m.ref, validation: v };
+        } else {
+          // Whatever we materialised before (e.g. in the other mode) goes; theirs stays.
+          await this.#removeMaterialized(net, log);
+          outcome = { kind: 'Conflict', message: conflictMessage(m.ref, m.conflict), validation: v };
+        }
       }
     }
     await this.#writeStatus(net, outcome, log);
+    // An object of somebody else's is not watched (the informers select netmesh's label), so
+    // look again now and then: the Network becomes Ready by itself once the name is free.
+    if (outcome.kind === 'Conflict') return { requeueAfterMs: this.#opts.conflictRecheckMs };
+    return {};
   }
 
   async #patchNetwork(net: Network, metadata: { finalizers: string[] }): Promise<Network> {
@@ -366,34 +399,62 @@ export class NetworkController {
     )) as Network;
   }
 
+  /**
+   * Makes the object the CNI consumes match the Network, writing only objects that carry
+   * netmesh's ownership mark (see foreignHolder). Returns `conflict` (who holds the name)
+   * instead of writing when the name belongs to someone else.
+   *
+   * Nothing here can race a user creating the object: an absent object is created with POST,
+   * which fails with AlreadyExists if anyone created it first (never overwrites); an existing
+   * one is judged from what was read and then applied with that read's resourceVersion as a
+   * precondition, so a change of hands in between gets 409 and a fresh decision.
+   */
   async #materialize(
     net: Network,
     v: Extract<ReturnType<typeof validateNetworkSpec>, { ok: true }>,
     log: Logger,
-  ) {
+  ): Promise<{ ref: MaterializedRef; conflict?: string }> {
     const mode = this.#mode;
     const { object, ref } = desiredMaterialization(net, v, mode);
-    const live: Owned | undefined =
-      mode === 'ConfigMap'
-        ? this.configMaps.get(ref.name, ref.namespace)
-        : this.nads?.get(ref.name, ref.namespace);
+    const client = this.#clients[mode];
+    let live: Owned | undefined = this.#cached(mode, ref.name, ref.namespace);
+    if (!live) {
+      try {
+        await client.create(object);
+        log.info({ kind: ref.kind, name: ref.name }, 'materialized object created');
+        await this.#deleteOwned(net, otherMode(mode), log);
+        return { ref };
+      } catch (err) {
+        if (httpCode(err) !== 409 || statusReason(err) !== 'AlreadyExists') throw err;
+      }
+      // The name is taken (our cache is behind, or someone else's object, which our
+      // label-selected informers never see): judge the object itself.
+      live = await client.get(ref.namespace, ref.name);
+      if (!live)
+        throw new Error(`${ref.kind} ${ref.namespace}/${ref.name} vanished after AlreadyExists; retrying`);
+    }
+    const holder = foreignHolder(live, net);
+    if (holder !== undefined) {
+      log.warn(
+        { kind: ref.kind, name: ref.name, holder },
+        'object name held by someone else; not touching it',
+      );
+      return { ref, conflict: holder };
+    }
     if (!materializationUpToDate(live, object)) {
-      await this.#objects.patch(
-        object,
-        undefined,
-        undefined,
-        FIELD_MANAGER,
-        true,
-        k8s.PatchStrategy.ServerSideApply,
-      );
-      log.info(
-        { kind: ref.kind, name: ref.name, repaired: live !== undefined },
-        live ? 'materialized object repaired' : 'materialized object applied',
-      );
+      await client.apply({
+        ...object,
+        metadata: { ...object.metadata, resourceVersion: live.metadata?.resourceVersion },
+      });
+      log.info({ kind: ref.kind, name: ref.name }, 'materialized object repaired');
     }
     // A Network materialised in the other mode before (Multus installed or removed since).
-    await this.#deleteOwned(net, mode === 'ConfigMap' ? 'NetworkAttachmentDefinition' : 'ConfigMap', log);
-    return ref;
+    await this.#deleteOwned(net, otherMode(mode), log);
+    return { ref };
+  }
+
+  #cached(kind: MaterializeMode, name: string, namespace: string): Owned | undefined {
+    return kind === 'ConfigMap' ? this.configMaps.get(name, namespace) : this.nads?.get(name, namespace);
   }
 
   async #removeMaterialized(net: Network, log: Logger): Promise<void> {
@@ -404,35 +465,16 @@ export class NetworkController {
   async #deleteOwned(net: Network, kind: MaterializeMode, log: Logger): Promise<boolean> {
     const namespace = net.metadata!.namespace!;
     const name = kind === 'ConfigMap' ? configMapName(net.metadata!.name!) : net.metadata!.name!;
-    const live =
-      kind === 'ConfigMap' ? this.configMaps.get(name, namespace) : this.nads?.get(name, namespace);
-    if (!live?.metadata?.ownerReferences?.some((o) => o.uid === net.metadata?.uid)) return false;
-    try {
-      // Preconditions: delete exactly the object the cache showed as ours. If it was replaced
-      // (new UID) or changed hands since (new resourceVersion), the apiserver answers 409 and
-      // the retry decides again on fresher data.
-      await this.#objects.delete(
-        {
-          apiVersion: live.apiVersion ?? (kind === 'ConfigMap' ? 'v1' : `${NAD_GROUP}/v1`),
-          kind,
-          metadata: { name, namespace },
-        },
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        {
-          preconditions: {
-            ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}),
-            ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
-          },
-        },
-      );
-      log.info({ kind, name }, 'materialized object deleted');
-    } catch (err) {
-      if (httpCode(err) !== 404) throw err;
-    }
+    const live = this.#cached(kind, name, namespace);
+    if (!live || !controlledBy(live, net)) return false;
+    // Preconditions: delete exactly the object the cache showed as ours. If it was replaced
+    // (new UID) or changed hands since (new resourceVersion), the apiserver answers 409 and
+    // the retry decides again on fresher data.
+    await this.#clients[kind].delete(namespace, name, {
+      ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}),
+      ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
+    });
+    log.info({ kind, name }, 'materialized object deleted');
     return true;
   }
 

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type * as k8s from '@kubernetes/client-node';
 import {
   CONFLIST_KEY,
   configMapName,
+  conflictMessage,
+  controlledBy,
   desiredMaterialization,
   desiredStatus,
+  foreignHolder,
   materializationUpToDate,
   type Network,
   type Outcome,
@@ -261,4 +265,53 @@ describe('reindexNetwork: the index after any sequence of edits is the one a fre
       }
     });
   }
+});
+
+describe('foreignHolder: netmesh writes only objects carrying its ownership mark', () => {
+  const n = net();
+  const ref = (over: Partial<k8s.V1OwnerReference> = {}): k8s.V1OwnerReference => ({
+    apiVersion: 'netmesh.io/v1',
+    kind: 'Network',
+    name: 'example-network',
+    uid: 'u-1',
+    controller: true,
+    ...over,
+  });
+  const obj = (ownerReferences?: k8s.V1OwnerReference[], labels?: Record<string, string>) => ({
+    metadata: { name: 'example-network-cni', namespace: 'default', ownerReferences, labels },
+  });
+  const ours = { 'app.kubernetes.io/managed-by': 'netmesh-operator' };
+
+  test("this Network's controller reference: ours, label or not", () => {
+    assert.equal(foreignHolder(obj([ref()]), n), undefined);
+    assert.equal(foreignHolder(obj([ref()], ours), n), undefined);
+    assert.equal(controlledBy(obj([ref()]), n), true);
+  });
+
+  test('an earlier Network of the same name, with our label: ours to adopt', () => {
+    assert.equal(foreignHolder(obj([ref({ uid: 'u-0' })], ours), n), undefined);
+    assert.equal(controlledBy(obj([ref({ uid: 'u-0' })], ours), n), false, 'but never deleted as ours');
+  });
+
+  test("everything else is someone else's", () => {
+    assert.match(foreignHolder(obj(), n)!, /not created by netmesh/);
+    assert.match(
+      foreignHolder(obj(undefined, ours), n)!,
+      /not created by netmesh/,
+      'a copied label is no mark',
+    );
+    assert.match(foreignHolder(obj([ref({ uid: 'u-0' })]), n)!, /controlled by Network example-network/);
+    assert.match(foreignHolder(obj([ref({ controller: false })]), n)!, /not created by netmesh/);
+    assert.match(
+      foreignHolder(obj([ref({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'x', uid: 'd' })], ours), n)!,
+      /controlled by Deployment x/,
+    );
+    assert.match(
+      conflictMessage(
+        { apiVersion: 'v1', kind: 'ConfigMap', name: 'example-network-cni', namespace: 'default' },
+        'was not created by netmesh',
+      ),
+      /^ConfigMap default\/example-network-cni already exists and was not created by netmesh/,
+    );
+  });
 });

@@ -63,6 +63,12 @@ export type Outcome =
       message: string;
       validation: Extract<NetworkSpecValidation, { ok: true }>;
     }
+  | {
+      /** The name of the object to materialise is held by an object netmesh does not own. */
+      kind: 'Conflict';
+      message: string;
+      validation: Extract<NetworkSpecValidation, { ok: true }>;
+    }
   | { kind: 'Ready'; ref: MaterializedRef; validation: Extract<NetworkSpecValidation, { ok: true }> };
 
 export function keyOf(obj: KubernetesObject): string {
@@ -198,6 +204,48 @@ export function transitionEvent(
   }
   if (after.status === 'True') return { type: 'Normal', reason: 'Ready', message: after.message };
   return { type: 'Warning', reason: after.reason, message: after.message };
+}
+
+/** True when `obj` has a controller reference to exactly this Network (same UID). */
+export function controlledBy(obj: KubernetesObject, net: Network): boolean {
+  return (
+    obj.metadata?.ownerReferences?.some(
+      (o) =>
+        o.controller === true &&
+        o.apiVersion === API_VERSION &&
+        o.kind === KIND &&
+        o.uid === net.metadata?.uid,
+    ) ?? false
+  );
+}
+
+/**
+ * Who holds an existing object of the name netmesh would materialise `net` under, when it is
+ * not netmesh's to write; undefined when it is. netmesh's ownership mark on a materialised
+ * object is a controller reference to the Network: to this Network (its UID), or, together
+ * with the label app.kubernetes.io/managed-by=netmesh-operator, to an earlier Network of the
+ * same namespace/name (deleted and recreated: the garbage collector is about to remove the old
+ * object, and adopting it is what would happen after that anyway). Anything else belongs to
+ * someone else and is never changed.
+ */
+export function foreignHolder(live: KubernetesObject, net: Network): string | undefined {
+  if (controlledBy(live, net)) return undefined;
+  const controller = live.metadata?.ownerReferences?.find((o) => o.controller === true);
+  if (
+    controller?.apiVersion === API_VERSION &&
+    controller.kind === KIND &&
+    controller.name === net.metadata?.name &&
+    live.metadata?.labels?.[MANAGED_BY_LABEL] === FIELD_MANAGER
+  ) {
+    return undefined;
+  }
+  return controller
+    ? `is controlled by ${controller.kind} ${controller.name}`
+    : 'was not created by netmesh (it has no controller reference to this Network)';
+}
+
+export function conflictMessage(ref: MaterializedRef, holder: string): string {
+  return `${ref.kind} ${ref.namespace}/${ref.name} already exists and ${holder}; netmesh does not change objects it does not own. Delete or rename that object and this Network becomes Ready by itself`;
 }
 
 export function ownerReference(net: Network): V1OwnerReference {

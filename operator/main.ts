@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { setLeader } from '../runtime/metrics.ts';
 import type { DefaultControllerRateLimiterOptions } from '../runtime/queue/index.ts';
-import { BootstrapCopier } from './bootstrap.ts';
+import { BootstrapCopier, type CopyOwner } from './bootstrap.ts';
 import { NetworkController } from './controller.ts';
 
 export interface OperatorOptions {
@@ -30,6 +30,11 @@ export interface OperatorOptions {
    * for injection (see bootstrap.ts); empty or undefined: no copies.
    */
   envoyBootstrapConfigMap?: string | undefined;
+  /**
+   * Cluster-scoped object owning every copy (netmesh run: its MutatingWebhookConfiguration),
+   * so that uninstalling netmesh garbage-collects them.
+   */
+  envoyBootstrapOwner?: CopyOwner | undefined;
   /** Called when leadership is lost: the process should exit so a fresh replica takes over. */
   onLostLeadership?: () => void;
 }
@@ -69,6 +74,8 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
         registry: opts.registry,
         namespace: opts.namespace,
         name: opts.envoyBootstrapConfigMap,
+        owner: opts.envoyBootstrapOwner,
+        identity,
       })
     : undefined;
   const startWork = async (): Promise<void> => {

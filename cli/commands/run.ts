@@ -6,6 +6,7 @@ import { startOperator } from '../../operator/main.ts';
 import { startHealthServer } from '../../runtime/health-server.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { startWebhook } from '../../webhook/start.ts';
+import { DEFAULT_WEBHOOK_CONFIG_NAME } from '../../webhook/webhook-config.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
 import { parseFlags } from '../flags.ts';
 import { operatorFlags, operatorOptionsFromFlags, parseListen, serveUntilSignal } from './common.ts';
@@ -55,6 +56,13 @@ export async function run(argv: string[]): Promise<number> {
     });
     operator = await startOperator({
       ...operatorOptions,
+      // The bootstrap copies exist for the webhook's sidecars: they go when its configuration
+      // goes (helm uninstall), through garbage collection.
+      envoyBootstrapOwner: {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'MutatingWebhookConfiguration',
+        name: webhookOptions.webhookConfigName ?? DEFAULT_WEBHOOK_CONFIG_NAME,
+      },
       kc,
       log,
       registry,

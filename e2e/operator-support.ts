@@ -1,10 +1,13 @@
 // Helpers of the operator suites that talk to the real apiserver only: an admission gate (a
 // ValidatingWebhookConfiguration served by the test process, to hold or refuse chosen writes
 // of the operator the way a slow or conflicting apiserver would), the verdicts a fresh operator
-// would compute from the stored Networks, and the operator's metrics.
+// would compute from the stored Networks, the operator's metrics, and the local control plane's
+// audit log.
+import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { createCertificateAuthority, issueCertificate } from '../lib/pki.ts';
 import { keyOf, type Network } from '../operator/model.ts';
@@ -260,4 +263,30 @@ export async function metric(
     if (want.every((w) => labelText.includes(w))) return Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return 0;
+}
+
+export interface AuditEvent {
+  verb: string;
+  user: { username: string };
+  objectRef?: { resource?: string; namespace?: string; name?: string; subresource?: string };
+  responseStatus?: { code?: number };
+  requestReceivedTimestamp: string;
+  stageTimestamp: string;
+  stage: string;
+}
+
+/**
+ * The local control plane's audit log (written beside its admin kubeconfig; see
+ * cluster/controlplane.ts), or undefined on other targets.
+ */
+export function auditLog(kubeconfigPath: string): { read(): AuditEvent[] } | undefined {
+  const path = join(dirname(kubeconfigPath), 'audit.log');
+  if (!existsSync(path)) return undefined;
+  return {
+    read: () =>
+      readFileSync(path, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as AuditEvent),
+  };
 }

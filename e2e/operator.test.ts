@@ -11,7 +11,13 @@ import { installChart, serviceAccountKubeconfig, uninstallChart } from '../clust
 import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts';
 import { kubectl } from '../cluster/tools.ts';
 import { CONFLIST_KEY, type Network } from '../operator/model.ts';
-import { expectFreshVerdicts, metric, startAdmissionGate } from './operator-support.ts';
+import {
+  auditLog,
+  expectFreshVerdicts,
+  type GateRequest,
+  metric,
+  startAdmissionGate,
+} from './operator-support.ts';
 import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
 
 const GROUP = 'netmesh.io';
@@ -623,6 +629,85 @@ describe('network operator', () => {
     await createNet('after-loss', { cidr: '10.80.0.0/24' });
     await waitReady('after-loss');
     await deleteNet('after-loss');
+  });
+
+  test('fencing: after a forced lease takeover, nothing the old leader had in flight lands', async () => {
+    // The apiserver holds the leader's first write for this Network (an admission webhook that
+    // answers after 12 s), so the takeover happens while the old leader is mid-reconcile.
+    const holdMs = 12_000;
+    const gate = await startAdmissionGate(h, {
+      rules: [
+        { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['configmaps'] },
+      ],
+      matchConditions: [
+        { name: 'operator', expression: `request.userInfo.username == '${OPERATOR_USER}'` },
+        { name: 'network', expression: "object.metadata.name == 'fence-cni'" },
+      ],
+      timeoutSeconds: 20,
+      handler: async (_req: GateRequest, closed: Promise<void>) => {
+        await Promise.race([sleep(holdMs), closed]);
+        return { allowed: true };
+      },
+    });
+    const audit = auditLog(h.cluster.kubeconfigPath);
+    let takeover: k8s.V1Lease;
+    try {
+      await createNet('fence', { cidr: '10.82.0.0/24' });
+      await eventually('the CNI write held by the apiserver', async () => gate.requests.length > 0);
+      takeover = await intrude();
+      // Past the hold: a write the old leader did not cancel would have landed by now.
+      await sleep(Math.max(0, gate.requests[0]!.at + holdMs + 2_000 - Date.now()));
+      if (audit) {
+        // The apiserver's own record: no write by the operator's identity succeeded after the
+        // takeover (the Lease replace by the admin), whatever the resource.
+        const events = audit.read();
+        const taken = events.find(
+          (e) =>
+            e.objectRef?.resource === 'leases' &&
+            e.objectRef.name === 'netmesh-operator' &&
+            e.verb === 'update' &&
+            e.user.username !== OPERATOR_USER &&
+            e.responseStatus?.code === 200 &&
+            e.stage === 'ResponseComplete' &&
+            Date.parse(e.stageTimestamp) >= Date.parse(String(takeover.spec?.renewTime)) - 1000,
+        );
+        assert.ok(taken, 'the takeover is in the audit log');
+        const late = events.filter(
+          (e) =>
+            e.user.username === OPERATOR_USER &&
+            e.stage === 'ResponseComplete' &&
+            (e.responseStatus?.code ?? 0) < 300 &&
+            Date.parse(e.stageTimestamp) > Date.parse(taken.stageTimestamp),
+        );
+        assert.deepEqual(
+          late.map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name} at ${e.stageTimestamp}`),
+          [],
+          `writes of the old leader after the takeover at ${taken.stageTimestamp}`,
+        );
+      } else {
+        console.log('# no apiserver audit log on this target: checked the objects only');
+      }
+      assert.ok(
+        await gone(() => h.core.readNamespacedConfigMap({ namespace: ns, name: 'fence-cni' })),
+        'the held ConfigMap never landed',
+      );
+      const net = await getNet('fence');
+      assert.equal(net.status, undefined, 'no status written after the takeover');
+      assert.deepEqual(
+        (await events('fence')).map((e) => e.reason),
+        [],
+        'no Event written after the takeover',
+      );
+      assert.equal(gate.requests[0]!.abandoned, true, 'the held request was cancelled, not answered');
+      assert.equal(await exitWithin(30_000), 1, 'the old leader exits');
+    } finally {
+      await gate.stop();
+      await handBack();
+    }
+    operator = await startNetmesh('operator', operatorArgs('replica-e'));
+    await operator.waitReady();
+    await waitReady('fence');
+    await deleteNet('fence');
   });
 
   test('with Multus installed, Networks become NetworkAttachmentDefinitions', async () => {

@@ -14,8 +14,8 @@ const source = {
   data: { 'envoy.yaml': 'admin: {}' },
 };
 const owner = {
-  apiVersion: 'admissionregistration.k8s.io/v1',
-  kind: 'MutatingWebhookConfiguration',
+  apiVersion: 'admissionregistration.k8s.io/v1' as const,
+  kind: 'MutatingWebhookConfiguration' as const,
   name: 'netmesh',
   uid: 'mwc-1',
 };

@@ -20,7 +20,7 @@ import type { Registry } from 'prom-client';
 import { describeError } from '../runtime/errors.ts';
 import { Informer } from '../runtime/informer.ts';
 import { PrometheusQueueMetricsProvider, RateLimitingQueue } from '../runtime/queue/index.ts';
-import { httpCode, requestOptions, statusReason } from '../runtime/request.ts';
+import { deadline, httpCode, requestOptions, statusReason } from '../runtime/request.ts';
 import { EventRecorder } from './events.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL } from './model.ts';
 
@@ -28,10 +28,13 @@ export const INJECTION_SELECTOR = 'netmesh.io/injection=enabled';
 export const BOOTSTRAP_COPY_LABEL = 'netmesh.io/bootstrap-copy';
 export const COPIED_FROM_ANNOTATION = 'netmesh.io/copied-from';
 
-/** A cluster-scoped object whose deletion should remove the copies (garbage collection). */
+/**
+ * The cluster-scoped object whose deletion removes the copies (garbage collection): netmesh's
+ * MutatingWebhookConfiguration, since the copies exist for the sidecars it injects.
+ */
 export interface CopyOwner {
-  apiVersion: string;
-  kind: string;
+  apiVersion: 'admissionregistration.k8s.io/v1';
+  kind: 'MutatingWebhookConfiguration';
   name: string;
 }
 
@@ -125,13 +128,15 @@ export class BootstrapCopier {
   readonly #copies: Informer<k8s.V1ConfigMap>;
   readonly #queue: RateLimitingQueue<string>;
   readonly #core: k8s.CoreV1Api;
-  readonly #objects: k8s.KubernetesObjectApi;
+  readonly #admission: k8s.AdmissionregistrationV1Api;
   readonly #events: EventRecorder;
   /** UIDs of foreign ConfigMaps already reported with an Event. */
   readonly #reported = new Set<string>();
   #owner: { value: ResolvedOwner | undefined; at: number } | undefined;
   #loop: Promise<void> | undefined;
   #resync: NodeJS.Timeout | undefined;
+  /** Aborted by stop() and by the signal given to start() (leadership lost): see #signal. */
+  readonly #context = new AbortController();
 
   constructor(opts: BootstrapCopierOptions) {
     this.#opts = {
@@ -145,7 +150,7 @@ export class BootstrapCopier {
     this.#source = `${namespace}/${name}`;
     const core = kc.makeApiClient(k8s.CoreV1Api);
     this.#core = core;
-    this.#objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+    this.#admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
     this.#events = new EventRecorder({ core, component: FIELD_MANAGER, instance: this.#opts.identity, log });
     this.#queue = new RateLimitingQueue<string>({
       name: 'envoy-bootstrap',
@@ -205,7 +210,10 @@ export class BootstrapCopier {
     for (const cm of this.#copies.list()) this.#enqueue(cm.metadata?.namespace);
   }
 
-  async start(): Promise<void> {
+  /** `signal` (leadership) cancels every request when it fires, as stop() does. */
+  async start(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) this.#context.abort(signal.reason);
+    else signal?.addEventListener('abort', () => this.#context.abort(signal.reason), { once: true });
     this.#namespaces.start();
     this.#sourceInformer.start();
     this.#copies.start();
@@ -222,6 +230,7 @@ export class BootstrapCopier {
 
   async stop(): Promise<void> {
     if (this.#resync) clearInterval(this.#resync);
+    this.#context.abort(new Error('bootstrap copier stopping'));
     this.#queue.shutDown();
     await this.#loop;
     await Promise.all([this.#namespaces.stop(), this.#sourceInformer.stop(), this.#copies.stop()]);
@@ -237,7 +246,9 @@ export class BootstrapCopier {
         this.#queue.forget(ns);
         if (again !== undefined) this.#queue.addAfter(ns, again);
       } catch (err) {
-        if (httpCode(err) === 404 && !this.#namespaces.get(ns)) {
+        if (this.#context.signal.aborted) {
+          // leadership ended or stopping: the next leader does it
+        } else if (httpCode(err) === 404 && !this.#namespaces.get(ns)) {
           this.#queue.forget(ns); // the namespace is gone: nothing to copy into
         } else {
           log.warn({ err: describeError(err) }, 'could not sync the Envoy bootstrap copy; retrying');
@@ -356,6 +367,7 @@ export class BootstrapCopier {
         reason: 'Conflict',
         message: `ConfigMap ${where} exists and is not netmesh's copy of ${this.#source}; netmesh leaves it as it is, so injected sidecars in this namespace mount it as their Envoy bootstrap`,
       },
+      this.#signal(),
     );
   }
 
@@ -366,11 +378,9 @@ export class BootstrapCopier {
     if (this.#owner && Date.now() - this.#owner.at < OWNER_REFRESH_MS) return this.#owner.value;
     let value: ResolvedOwner | undefined;
     try {
-      const obj = await this.#objects.read(
-        { apiVersion: owner.apiVersion, kind: owner.kind, metadata: { name: owner.name } },
-        undefined,
-        undefined,
-        undefined,
+      const obj = await this.#admission.readMutatingWebhookConfiguration(
+        { name: owner.name },
+        requestOptions({ signal: this.#signal() }),
       );
       value = obj.metadata?.uid ? { ...owner, uid: obj.metadata.uid } : undefined;
     } catch (err) {
@@ -381,7 +391,8 @@ export class BootstrapCopier {
     return value;
   }
 
+  /** The signal for one request: the copier's context (leadership), and a timeout. */
   #signal(): AbortSignal {
-    return AbortSignal.timeout(this.#opts.requestTimeoutMs);
+    return deadline(this.#context.signal, this.#opts.requestTimeoutMs);
   }
 }

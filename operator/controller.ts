@@ -12,7 +12,7 @@ import {
   PrometheusQueueMetricsProvider,
   RateLimitingQueue,
 } from '../runtime/queue/index.ts';
-import { httpCode, statusReason } from '../runtime/request.ts';
+import { deadline, httpCode, requestOptions, statusReason } from '../runtime/request.ts';
 import { EventRecorder } from './events.ts';
 import {
   API_VERSION,
@@ -61,6 +61,8 @@ export interface NetworkControllerOptions {
   multusProbeIntervalMs?: number;
   /** How often a Network in Conflict looks again whether the name it needs is free. */
   conflictRecheckMs?: number;
+  /** Timeout of every request a reconcile makes. */
+  requestTimeoutMs?: number;
 }
 
 export interface ReconcileResult {
@@ -73,7 +75,6 @@ function otherMode(mode: MaterializeMode): MaterializeMode {
 }
 
 const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${FIELD_MANAGER}`;
-const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
 export class NetworkController {
   readonly queue: RateLimitingQueue<string>;
@@ -87,6 +88,12 @@ export class NetworkController {
   #probeTimer: NodeJS.Timeout | undefined;
   #started = false;
   #stopping = false;
+  /**
+   * The context of all work: aborted by stop() and by the signal given to start() (leadership
+   * lost). Every request of a reconcile carries it (with a timeout), so nothing this replica
+   * started can still reach the apiserver once another replica may lead.
+   */
+  readonly #context = new AbortController();
   readonly #opts: Required<Omit<NetworkControllerOptions, 'rateLimiter'>> & {
     rateLimiter: DefaultControllerRateLimiterOptions;
   };
@@ -101,6 +108,7 @@ export class NetworkController {
       workers: 2,
       multusProbeIntervalMs: 30_000,
       conflictRecheckMs: 10_000,
+      requestTimeoutMs: 10_000,
       rateLimiter: {},
       ...opts,
     };
@@ -125,7 +133,7 @@ export class NetworkController {
         () =>
           new Counter({
             name: 'netmesh_reconcile_total',
-            help: 'Network reconciles by result (success, error, conflict).',
+            help: 'Network reconciles by result (success, error, conflict, cancelled).',
             labelNames: ['result'],
             registers: [registry],
           }),
@@ -198,8 +206,13 @@ export class NetworkController {
     return this.#mode;
   }
 
-  /** Starts informers, waits for their caches, then starts the workers. */
-  async start(): Promise<void> {
+  /**
+   * Starts informers, waits for their caches, then starts the workers. `signal` (leadership)
+   * aborts all work when it fires, as stop() does.
+   */
+  async start(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) this.#context.abort(signal.reason);
+    else signal?.addEventListener('abort', () => this.#context.abort(signal.reason), { once: true });
     await this.#probeMultus();
     this.networks.start();
     this.configMaps.start();
@@ -215,13 +228,15 @@ export class NetworkController {
   }
 
   /**
-   * Stops taking new work and lets in-flight reconciles finish (each worker ends after its
-   * current key), then stops the informers. Queued keys are dropped on purpose: the next leader
-   * lists every Network anyway, and a bounded stop keeps the lease hand-over fast.
+   * Stops taking new work, cancels the requests in flight (a reconcile cut short is redone by
+   * whoever leads next: reconciles are level-based), waits for the workers, then stops the
+   * informers. Queued keys are dropped on purpose: the next leader lists every Network anyway,
+   * and a bounded stop keeps the lease hand-over fast.
    */
   async stop(): Promise<void> {
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     this.#stopping = true;
+    this.#context.abort(new Error('network controller stopping'));
     this.queue.shutDown();
     await Promise.all(this.#workerLoops);
     await Promise.all([this.networks.stop(), this.configMaps.stop(), this.nads?.stop()]);
@@ -250,12 +265,18 @@ export class NetworkController {
   async #probeMultus(): Promise<void> {
     let present = false;
     try {
-      const groups = await this.#apis.getAPIVersions();
+      const groups = await this.#apis.getAPIVersions(requestOptions({ signal: this.#request() }));
       present = groups.groups.some((g) => g.name === NAD_GROUP && g.versions.some((v) => v.version === 'v1'));
     } catch (err) {
-      this.log.warn({ err }, 'API discovery failed; keeping the current materialization mode');
+      if (!this.#context.signal.aborted)
+        this.log.warn(
+          { err: errSummary(err) },
+          'API discovery failed; keeping the current materialization mode',
+        );
       return;
     }
+    // A probe that was in flight when stop() ran must not start an informer nobody stops.
+    if (this.#stopping) return;
     const mode: MaterializeMode = present ? 'NetworkAttachmentDefinition' : 'ConfigMap';
     if (present && !this.nads) {
       const nads = new Informer<NetworkAttachmentDefinition>({
@@ -276,7 +297,8 @@ export class NetworkController {
       for (const ev of ['add', 'update', 'delete'] as const) nads.on(ev, (o) => this.#onOwned(o));
       this.nads = nads;
       nads.start();
-      if (this.#started) await nads.waitForSync();
+      // Bounded by stop(): a NAD informer that cannot sync (RBAC) must not pin this probe.
+      if (this.#started) await nads.waitForSync(this.#context.signal).catch(() => {});
     }
     if (mode !== this.#mode) {
       this.log.info({ mode }, 'materialization mode changed');
@@ -305,7 +327,11 @@ export class NetworkController {
           if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
           this.#metrics.total.inc({ result: 'success' });
         } catch (err) {
-          if (httpCode(err) === 409) {
+          if (this.#context.signal.aborted) {
+            // Leadership ended or stopping: the request was cancelled on purpose.
+            log.debug({ err: errSummary(err) }, 'reconcile cancelled');
+            this.#metrics.total.inc({ result: 'cancelled' });
+          } else if (httpCode(err) === 409) {
             // Somebody wrote the object since our cache saw it. Retry through the rate
             // limiter, as controller-runtime does: the cache that produced the conflict may
             // stay stale for a while (watch down, informer in backoff), and an immediate
@@ -395,7 +421,7 @@ export class NetworkController {
         name,
         body: { metadata: { ...metadata, resourceVersion: net.metadata?.resourceVersion } },
       },
-      mergePatch,
+      requestOptions({ signal: this.#request(), contentType: k8s.PatchStrategy.MergePatch }),
     )) as Network;
   }
 
@@ -420,7 +446,7 @@ export class NetworkController {
     let live: Owned | undefined = this.#cached(mode, ref.name, ref.namespace);
     if (!live) {
       try {
-        await client.create(object);
+        await client.create(object, this.#request());
         log.info({ kind: ref.kind, name: ref.name }, 'materialized object created');
         await this.#deleteOwned(net, otherMode(mode), log);
         return { ref };
@@ -429,7 +455,7 @@ export class NetworkController {
       }
       // The name is taken (our cache is behind, or someone else's object, which our
       // label-selected informers never see): judge the object itself.
-      live = await client.get(ref.namespace, ref.name);
+      live = await client.get(ref.namespace, ref.name, this.#request());
       if (!live)
         throw new Error(`${ref.kind} ${ref.namespace}/${ref.name} vanished after AlreadyExists; retrying`);
     }
@@ -442,15 +468,20 @@ export class NetworkController {
       return { ref, conflict: holder };
     }
     if (!materializationUpToDate(live, object)) {
-      await client.apply({
-        ...object,
-        metadata: { ...object.metadata, resourceVersion: live.metadata?.resourceVersion },
-      });
+      await client.apply(
+        { ...object, metadata: { ...object.metadata, resourceVersion: live.metadata?.resourceVersion } },
+        this.#request(),
+      );
       log.info({ kind: ref.kind, name: ref.name }, 'materialized object repaired');
     }
     // A Network materialised in the other mode before (Multus installed or removed since).
     await this.#deleteOwned(net, otherMode(mode), log);
     return { ref };
+  }
+
+  /** The signal for one request: the controller's context, and a timeout. */
+  #request(): AbortSignal {
+    return deadline(this.#context.signal, this.#opts.requestTimeoutMs);
   }
 
   #cached(kind: MaterializeMode, name: string, namespace: string): Owned | undefined {
@@ -470,10 +501,15 @@ export class NetworkController {
     // Preconditions: delete exactly the object the cache showed as ours. If it was replaced
     // (new UID) or changed hands since (new resourceVersion), the apiserver answers 409 and
     // the retry decides again on fresher data.
-    await this.#clients[kind].delete(namespace, name, {
-      ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}),
-      ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
-    });
+    await this.#clients[kind].delete(
+      namespace,
+      name,
+      {
+        ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}),
+        ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
+      },
+      this.#request(),
+    );
     log.info({ kind, name }, 'materialized object deleted');
     return true;
   }
@@ -487,11 +523,11 @@ export class NetworkController {
     const body = { status: { gateway: null, usableAddresses: null, materialized: null, ...next } };
     await this.#custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body },
-      mergePatch,
+      requestOptions({ signal: this.#request(), contentType: k8s.PatchStrategy.MergePatch }),
     );
     log.info({ phase: next.phase, reason: next.conditions?.[0]?.reason }, 'status updated');
     const event = transitionEvent(net.status, next);
-    if (event) await this.#events.record(net, event);
+    if (event) await this.#events.record(net, event, this.#request());
   }
 }
 

@@ -78,9 +78,11 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
         identity,
       })
     : undefined;
-  const startWork = async (): Promise<void> => {
-    await controller.start();
-    await copier?.start();
+  // `signal` is the leadership: when it fires, every request of the work is cancelled at once
+  // (fencing), before stopWork has even begun.
+  const startWork = async (signal?: AbortSignal): Promise<void> => {
+    await controller.start(signal);
+    await copier?.start(signal);
   };
   const stopWork = async (): Promise<void> => {
     await copier?.stop();
@@ -124,7 +126,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       leading = true;
       setLeader(opts.registry, true);
       log.info({ identity }, 'became leader; starting the controller');
-      starting = startWork().catch((err: unknown) => {
+      starting = startWork(signal).catch((err: unknown) => {
         log.error({ err }, 'controller failed to start');
         opts.onLostLeadership?.();
       });

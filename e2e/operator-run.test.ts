@@ -1,10 +1,14 @@
 // `netmesh run` (what the chart deploys: webhook on every replica, Network controller and
 // Envoy bootstrap copier on the leader) on the host under the chart's own ServiceAccount, with
 // the full chart installed (webhook.localRunURL), as in chart.test.ts: the bootstrap copies'
-// ownership and lifecycle.
+// ownership and lifecycle; start-up when the Network CRD is missing (as with a chart installed
+// with --skip-crds; an RBAC gap looks the same to the informers); shutdown within the grace
+// period with the Lease released.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import {
   hostRunArgs,
   installChart,
@@ -17,7 +21,10 @@ import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts
 import { kubectl } from '../cluster/tools.ts';
 import { createNamespace, deleteNamespace, eventually, useCluster } from './support.ts';
 
+const CRD = 'networks.netmesh.io';
 const ENABLED = { 'netmesh.io/injection': 'enabled' };
+/** Short enough for a test; the default is 2 minutes. */
+const SYNC_TIMEOUT_ENV = { NETMESH_CACHE_SYNC_TIMEOUT: '3s' };
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,6 +33,7 @@ describe('netmesh run under the chart identity', () => {
   const release = 'nmrun';
   const systemNs = 'nmrun-system';
   const fullname = 'nmrun-netmesh';
+  const leaseName = `${fullname}-operator`;
   let identity: string;
   let removeToken: (() => void) | undefined;
   let port: number;
@@ -38,6 +46,18 @@ describe('netmesh run under the chart identity', () => {
     procs.push(p);
     return p;
   };
+  const coord = () => h.kc.makeApiClient(k8s.CoordinationV1Api);
+  const holder = async () =>
+    (await coord().readNamespacedLease({ namespace: systemNs, name: leaseName })).spec?.holderIdentity ?? '';
+  const readyz = async (p: NetmeshProcess) => {
+    const res = await fetch(`http://127.0.0.1:${p.healthPort}/readyz?verbose`);
+    return { status: res.status, body: await res.text() };
+  };
+  const stopTimed = async (p: NetmeshProcess) => {
+    const t0 = Date.now();
+    const code = await p.stop();
+    return { code, ms: Date.now() - t0 };
+  };
   const namespace = async (prefix: string, labels: Record<string, string> = {}) => {
     const ns = await createNamespace(h, prefix, labels);
     namespaces.push(ns);
@@ -47,7 +67,8 @@ describe('netmesh run under the chart identity', () => {
     h.core.readNamespacedConfigMap({ namespace: ns, name: 'envoy' }).catch(() => undefined);
 
   before(async () => {
-    // The controller of the same process needs its CRD (the copier does not depend on it).
+    // The controller of the same process needs its CRD (the copier does not depend on it);
+    // the start-up tests below delete it, as a chart installed with --skip-crds would lack it.
     kubectl(h.cluster.kubeconfigPath, ['apply', '-f', 'crds/']);
     port = await freePort();
     chart = installChart(h.cluster.kubeconfigPath, release, systemNs, {
@@ -66,6 +87,7 @@ describe('netmesh run under the chart identity', () => {
       uninstallChart(h.cluster.kubeconfigPath, release, systemNs);
     kubectl(h.cluster.kubeconfigPath, ['delete', 'namespace', systemNs, '--wait=false']);
     removeToken?.();
+    kubectl(h.cluster.kubeconfigPath, ['apply', '-f', 'crds/']);
   });
 
   test('the Envoy bootstrap is copied only where netmesh owns the name, owned by the webhook configuration, and removed when no longer wanted', async () => {
@@ -146,6 +168,117 @@ describe('netmesh run under the chart identity', () => {
       code = await p.stop();
     }
     assert.equal(code, 0, `exits cleanly; log ${p.logFile}`);
+  });
+
+  test('netmesh operator without its CRD: the cache sync times out with the reason in readiness, logs and an Event; SIGTERM stops it at once and releases the Lease', async () => {
+    kubectl(h.cluster.kubeconfigPath, ['delete', 'crd', CRD, '--ignore-not-found', '--wait=true']);
+    const p = await startNetmesh(
+      'operator',
+      [
+        ...['--kubeconfig', identity, '--namespace', systemNs, '--lease-name', leaseName],
+        ...[
+          '--identity',
+          'start-a',
+          '--lease-duration',
+          '4s',
+          '--renew-deadline',
+          '3s',
+          '--retry-period',
+          '500ms',
+        ],
+      ],
+      SYNC_TIMEOUT_ENV,
+    );
+    procs.push(p);
+    await eventually('start-a to lead', async () => (await holder()) === 'start-a');
+    const probe = await eventually('readiness to give the reason', async () => {
+      const r = await readyz(p);
+      return r.status === 503 && /cache sync timed out/.test(r.body) ? r : undefined;
+    });
+    assert.match(probe.body, /informer networks/, `names the informer: ${probe.body}`);
+    assert.match(probe.body, /404|not found/i, `says why: ${probe.body}`);
+    assert.match(p.logs(), /cache sync timed out/);
+    const ev = await eventually('a CacheSyncTimeout Warning Event', async () =>
+      (await h.core.listNamespacedEvent({ namespace: systemNs })).items.find(
+        (e) => e.reason === 'CacheSyncTimeout',
+      ),
+    );
+    assert.equal(ev.type, 'Warning');
+    assert.equal(ev.involvedObject.kind, 'Lease');
+    assert.match(ev.message ?? '', /informer networks/);
+    const { code, ms } = await stopTimed(p);
+    assert.equal(code, 0, `exits cleanly; log ${p.logFile}`);
+    assert.ok(ms < 10_000, `SIGTERM took ${ms} ms`);
+    assert.equal(await holder(), '', 'the Lease released on the way out');
+  });
+
+  test('netmesh run without the CRD: the webhook stays ready and injects, copies still happen; SIGTERM is bounded; the controller starts once the CRD exists', {
+    timeout: 240_000,
+  }, async () => {
+    kubectl(h.cluster.kubeconfigPath, ['delete', 'crd', CRD, '--ignore-not-found', '--wait=true']);
+    let p = await run(SYNC_TIMEOUT_ENV);
+    // The webhook's readiness does not depend on the controller's.
+    await p.waitReady(60_000);
+    await eventually('the operator reason shown, without failing readiness', async () => {
+      const r = await readyz(p);
+      assert.equal(r.status, 200, r.body);
+      return /operator ok: .*cache sync timed out/.test(r.body);
+    });
+    const admission = h.kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+    await eventually('caBundle patched into the chart webhook configuration', async () => {
+      const mwc = await admission.readMutatingWebhookConfiguration({ name: fullname });
+      return mwc.webhooks?.every((w) => (w.clientConfig.caBundle ?? '').length > 0);
+    });
+    const app = await namespace('run-app', ENABLED);
+    const pod = parseYaml(readFileSync('examples/seed-myapp-pod.yaml', 'utf8')) as k8s.V1Pod;
+    await h.core.createNamespacedPod({ namespace: app, body: pod });
+    const stored = await h.core.readNamespacedPod({ namespace: app, name: 'myapp-pod' });
+    assert.deepEqual(
+      stored.spec?.containers.map((c) => c.name),
+      ['myapp-container', 'envoy'],
+    );
+    // The copier does not wait for the Network caches.
+    await eventually('the Envoy bootstrap copied without the Network caches', () => copyIn(app));
+
+    const first = await stopTimed(p);
+    assert.equal(first.code, 0, `exits cleanly; log ${p.logFile}`);
+    assert.ok(first.ms < 10_000, `SIGTERM took ${first.ms} ms`);
+    assert.equal(await holder(), '', 'the Lease released');
+
+    p = await run(SYNC_TIMEOUT_ENV);
+    await p.waitReady(60_000);
+    kubectl(h.cluster.kubeconfigPath, ['apply', '-f', 'crds/']);
+    kubectl(h.cluster.kubeconfigPath, ['wait', '--for=condition=Established', `crd/${CRD}`, '--timeout=30s']);
+    await h.custom.createNamespacedCustomObject({
+      group: 'netmesh.io',
+      version: 'v1',
+      namespace: app,
+      plural: 'networks',
+      body: {
+        apiVersion: 'netmesh.io/v1',
+        kind: 'Network',
+        metadata: { name: 'late' },
+        spec: { cidr: '10.95.0.0/24' },
+      },
+    });
+    await eventually(
+      'the Network Ready once the CRD exists, without a restart',
+      async () => {
+        const n = (await h.custom.getNamespacedCustomObject({
+          group: 'netmesh.io',
+          version: 'v1',
+          namespace: app,
+          plural: 'networks',
+          name: 'late',
+        })) as { status?: { conditions?: { type: string; status: string }[] } };
+        return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+      },
+      { timeoutMs: 90_000, intervalMs: 1000 },
+    );
+    assert.doesNotMatch((await readyz(p)).body, /cache sync timed out/, 'the reason is cleared');
+    const second = await stopTimed(p);
+    assert.equal(second.code, 0, `exits cleanly; log ${p.logFile}`);
+    assert.equal(await holder(), '', 'the Lease released');
   });
 
   test('helm uninstall: the garbage collector removes the copies with the webhook configuration', async () => {

@@ -18,7 +18,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { describeError } from '../runtime/errors.ts';
-import { Informer } from '../runtime/informer.ts';
+import { Informer, waitForCacheSync } from '../runtime/informer.ts';
 import { PrometheusQueueMetricsProvider, RateLimitingQueue } from '../runtime/queue/index.ts';
 import { deadline, httpCode, requestOptions, statusReason } from '../runtime/request.ts';
 import { EventRecorder } from './events.ts';
@@ -54,6 +54,10 @@ export interface BootstrapCopierOptions {
   resyncMs?: number;
   /** Per-request timeout. */
   requestTimeoutMs?: number;
+  /** How long start() waits for its caches before reporting why (it keeps waiting). */
+  cacheSyncTimeoutMs?: number;
+  /** Called once when the caches did not sync within cacheSyncTimeoutMs, with the reason. */
+  onCacheSyncTimeout?: (reason: string) => void;
 }
 
 type ResolvedOwner = CopyOwner & { uid: string };
@@ -122,6 +126,8 @@ const OWNER_REFRESH_MS = 60_000;
 
 export class BootstrapCopier {
   readonly #opts: Required<Omit<BootstrapCopierOptions, 'owner'>> & { owner: CopyOwner | undefined };
+  #syncProblem: string | undefined;
+  #running = false;
   readonly #source: string;
   readonly #namespaces: Informer<k8s.V1Namespace>;
   readonly #sourceInformer: Informer<k8s.V1ConfigMap>;
@@ -142,6 +148,8 @@ export class BootstrapCopier {
     this.#opts = {
       resyncMs: 10 * 60_000,
       requestTimeoutMs: 10_000,
+      cacheSyncTimeoutMs: 120_000,
+      onCacheSyncTimeout: () => {},
       identity: FIELD_MANAGER,
       ...opts,
       owner: opts.owner,
@@ -201,6 +209,14 @@ export class BootstrapCopier {
     return this.#opts.log;
   }
 
+  /** true once copying; else why not. */
+  ready(): true | string {
+    if (this.#running) return true;
+    return this.#syncProblem
+      ? `Envoy bootstrap copier: ${this.#syncProblem}`
+      : 'Envoy bootstrap copier starting';
+  }
+
   #enqueue(ns: string | undefined): void {
     if (ns && ns !== this.#opts.namespace) this.#queue.add(ns);
   }
@@ -217,11 +233,21 @@ export class BootstrapCopier {
     this.#namespaces.start();
     this.#sourceInformer.start();
     this.#copies.start();
-    await Promise.all([
-      this.#namespaces.waitForSync(),
-      this.#sourceInformer.waitForSync(),
-      this.#copies.waitForSync(),
-    ]);
+    await waitForCacheSync(
+      [this.#namespaces, this.#sourceInformer, this.#copies] as Informer<k8s.KubernetesObject>[],
+      {
+        signal: this.#context.signal,
+        timeoutMs: this.#opts.cacheSyncTimeoutMs,
+        onTimeout: (reason) => {
+          this.#syncProblem = reason;
+          this.log.error({ reason }, 'Envoy bootstrap copier cache sync timed out; still waiting');
+          this.#opts.onCacheSyncTimeout(reason);
+        },
+      },
+    );
+    if (this.#syncProblem) this.log.info('Envoy bootstrap copier caches synced after all');
+    this.#syncProblem = undefined;
+    this.#running = true;
     this.#enqueueAll();
     this.#resync = setInterval(() => this.#enqueueAll(), this.#opts.resyncMs);
     this.#resync.unref();

@@ -5,7 +5,7 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { Informer } from '../runtime/informer.ts';
+import { Informer, waitForCacheSync } from '../runtime/informer.ts';
 import {
   type DefaultControllerRateLimiterOptions,
   defaultControllerRateLimiter,
@@ -63,6 +63,13 @@ export interface NetworkControllerOptions {
   conflictRecheckMs?: number;
   /** Timeout of every request a reconcile makes. */
   requestTimeoutMs?: number;
+  /**
+   * How long start() waits for the informer caches before reporting why they are not synced
+   * (readiness, an error log, onCacheSyncTimeout); it keeps waiting afterwards.
+   */
+  cacheSyncTimeoutMs?: number;
+  /** Called once when the caches did not sync within cacheSyncTimeoutMs, with the reason. */
+  onCacheSyncTimeout?: (reason: string) => void;
 }
 
 export interface ReconcileResult {
@@ -88,6 +95,8 @@ export class NetworkController {
   #probeTimer: NodeJS.Timeout | undefined;
   #started = false;
   #stopping = false;
+  /** Why the caches are not synced, once cacheSyncTimeoutMs has passed without them. */
+  #syncProblem: string | undefined;
   /**
    * The context of all work: aborted by stop() and by the signal given to start() (leadership
    * lost). Every request of a reconcile carries it (with a timeout), so nothing this replica
@@ -109,6 +118,8 @@ export class NetworkController {
       multusProbeIntervalMs: 30_000,
       conflictRecheckMs: 10_000,
       requestTimeoutMs: 10_000,
+      cacheSyncTimeoutMs: 120_000,
+      onCacheSyncTimeout: () => {},
       rateLimiter: {},
       ...opts,
     };
@@ -195,11 +206,11 @@ export class NetworkController {
     return this.#opts.log;
   }
 
-  /** Ready = caches synced and workers running (readiness of the leader). */
-  ready(): boolean {
-    return (
-      this.#started && this.#workersRunning > 0 && this.networks.hasSynced() && this.configMaps.hasSynced()
-    );
+  /** true = caches synced and workers running (readiness of the leader); else why not. */
+  ready(): true | string {
+    if (this.#started && this.#workersRunning > 0) return true;
+    if (this.#stopping) return 'stopping';
+    return this.#syncProblem ?? 'waiting for the caches to sync';
   }
 
   mode(): MaterializeMode {
@@ -216,7 +227,25 @@ export class NetworkController {
     await this.#probeMultus();
     this.networks.start();
     this.configMaps.start();
-    await Promise.all([this.networks.waitForSync(), this.configMaps.waitForSync(), this.nads?.waitForSync()]);
+    const informers = [
+      this.networks,
+      this.configMaps,
+      ...(this.nads ? [this.nads] : []),
+    ] as Informer<k8s.KubernetesObject>[];
+    await waitForCacheSync(informers, {
+      signal: this.#context.signal,
+      timeoutMs: this.#opts.cacheSyncTimeoutMs,
+      onTimeout: (reason) => {
+        // controller-runtime fails the start here; we report and keep waiting instead, so a
+        // CRD or RBAC rule installed later heals without a restart (and `netmesh run` keeps
+        // its webhook serving meanwhile).
+        this.#syncProblem = reason;
+        this.log.error({ reason }, 'network controller cache sync timed out; still waiting');
+        this.#opts.onCacheSyncTimeout(reason);
+      },
+    });
+    if (this.#syncProblem) this.log.info('network controller caches synced after all');
+    this.#syncProblem = undefined;
     this.#probeTimer = setInterval(() => void this.#probeMultus(), this.#opts.multusProbeIntervalMs);
     this.#probeTimer.unref();
     this.#started = true;

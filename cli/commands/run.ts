@@ -77,7 +77,13 @@ export async function run(argv: string[]): Promise<number> {
     await health.close();
     throw err;
   }
-  health.addReadinessCheck('operator', () => operator.ready());
+  // Every replica serves the webhook, whatever the controller does: the operator's state is
+  // shown (/readyz?verbose) but never takes the replica, and with it the webhook, out of the
+  // Service. A leader whose caches cannot sync reports why there, in its logs and in an Event.
+  health.addReadinessCheck('operator', () => {
+    const r = operator.ready();
+    return { ok: true, detail: r === true ? (operator.isLeader() ? 'leader, working' : 'standby') : r };
+  });
   started = true;
   log.info({ identity: operator.identity, webhook: webhook.url, health: health.port }, 'netmesh running');
   await serveUntilSignal(log, async () => {

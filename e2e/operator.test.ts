@@ -498,6 +498,82 @@ describe('network operator', () => {
     await deleteNet('hot-409');
   });
 
+  test('Networks that skipped CEL: Ready=False with the reason, one Event each, no crash loop, backoff in the workqueue metrics', {
+    timeout: 180_000,
+  }, async () => {
+    // As on an apiserver without the CEL rules: the same CRD with its spec schema removed.
+    const crd = parse(readFileSync('crds/networks.netmesh.io.yaml', 'utf8'));
+    const schema = crd.spec.versions[0].schema;
+    schema.openAPIV3Schema = {
+      type: 'object',
+      properties: {
+        spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+        status: schema.openAPIV3Schema.properties.status,
+      },
+    };
+    kubectl(h.cluster.kubeconfigPath, ['apply', '-f', '-'], JSON.stringify(crd));
+    const bad = await createNamespace(h, 'op-bad');
+    const longName = `long-${'n'.repeat(90)}`; // longer than a label value (63)
+    const tooLong = `x${'y'.repeat(250)}`; // 251: "<name>-cni" exceeds the 253 of an object name
+    const create = (name: string, spec?: unknown) =>
+      h.custom.createNamespacedCustomObject({
+        group: GROUP,
+        version: 'v1',
+        namespace: bad,
+        plural: 'networks',
+        body: { apiVersion: 'netmesh.io/v1', kind: 'Network', metadata: { name }, ...(spec ? { spec } : {}) },
+      });
+    try {
+      await eventually('the apiserver to accept a Network its CEL rules would reject', () =>
+        create('bad-number', { cidr: 42 }).then(() => true),
+      );
+      await create('bad-nospec');
+      await create('bad-huge', { cidr: 'x'.repeat(40_000) });
+      await create('bad-gateway', { cidr: '10.54.0.0/24', gateway: '10.55.0.1' });
+      await create(longName, { cidr: '10.54.1.0/24' });
+      await create(tooLong, { cidr: '10.54.2.0/24' });
+      const expected: [string, string, RegExp][] = [
+        ['bad-number', 'Invalid', /spec\.cidr must be a string/],
+        ['bad-nospec', 'Invalid', /spec is required/],
+        ['bad-huge', 'Invalid', /cidr "x+/],
+        ['bad-gateway', 'Invalid', /outside cidr/],
+        [tooLong, 'MaterializeFailed', /253/],
+      ];
+      for (const [name, want, pattern] of expected) {
+        const n = await waitFor(name, reason(want), want, bad);
+        assert.equal(ready(n)?.status, 'False');
+        assert.match(ready(n)!.message, pattern);
+        assert.ok(ready(n)!.message.length <= 2048, 'a bounded message, whatever the input');
+      }
+      await waitReady(longName, bad);
+      const retriesBefore = await metric(operator.healthPort, 'workqueue_retries_total', { name: 'network' });
+      const errorsBefore = await metric(operator.healthPort, 'netmesh_reconcile_errors_total');
+      await sleep(6_000);
+      for (const [name, want] of expected) {
+        const warnings = (await events(name, bad)).filter((e) => e.type === 'Warning');
+        assert.deepEqual(
+          warnings.map((e) => e.reason),
+          [want],
+          `${name.slice(0, 20)}: one Warning Event`,
+        );
+      }
+      // The Network whose object the apiserver refuses keeps being retried, with growing delays.
+      const retries =
+        (await metric(operator.healthPort, 'workqueue_retries_total', { name: 'network' })) - retriesBefore;
+      const errors = (await metric(operator.healthPort, 'netmesh_reconcile_errors_total')) - errorsBefore;
+      console.log(`# refused object: ${retries} retries, ${errors} failed reconciles in 6 s`);
+      assert.ok(retries >= 1 && retries <= 10, `backoff visible: ${retries} retries in 6 s`);
+      assert.ok(errors <= 10, `${errors} failed reconciles in 6 s`);
+      assert.equal(operator.child.exitCode, null, 'the operator keeps running');
+    } finally {
+      await deleteNamespace(h, bad);
+      await eventually('bad namespace gone', () => gone(() => h.core.readNamespace({ name: bad })), {
+        timeoutMs: 60_000,
+      }).catch(() => {});
+      kubectl(h.cluster.kubeconfigPath, ['apply', '-f', 'crds/']);
+    }
+  });
+
   test('a second replica stays passive, then takes over within the lease duration', async () => {
     const standby = await startNetmesh('operator', operatorArgs('replica-b'));
     try {

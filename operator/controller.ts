@@ -12,7 +12,7 @@ import {
   PrometheusQueueMetricsProvider,
   RateLimitingQueue,
 } from '../runtime/queue/index.ts';
-import { deadline, httpCode, requestOptions, statusReason } from '../runtime/request.ts';
+import { deadline, httpCode, requestOptions, statusMessage, statusReason } from '../runtime/request.ts';
 import { EventRecorder } from './events.ts';
 import {
   API_VERSION,
@@ -75,6 +75,12 @@ export interface NetworkControllerOptions {
 export interface ReconcileResult {
   /** Look at the key again after this long (it is not an error: no backoff). */
   requeueAfterMs?: number;
+}
+
+/** What #materialize did: the object's reference, and who holds its name if not us. */
+interface Materialized {
+  ref: MaterializedRef;
+  conflict?: string;
 }
 
 function otherMode(mode: MaterializeMode): MaterializeMode {
@@ -421,7 +427,28 @@ export class NetworkController {
         await this.#removeMaterialized(net, log);
         outcome = { kind: 'Overlap', blocker, message: overlapMessage(blocker), validation: v };
       } else {
-        const m = await this.#materialize(net, v, log);
+        let m: Materialized;
+        try {
+          m = await this.#materialize(net, v, log);
+        } catch (err) {
+          const code = httpCode(err);
+          if (this.#context.signal.aborted || (code !== 400 && code !== 403 && code !== 422)) throw err;
+          // The apiserver refuses the object itself (invalid, e.g. a name too long for
+          // "<name>-cni"; forbidden by RBAC or an admission policy): say so in the status, with
+          // one Event, and retry with backoff (the error) rather than fail silently.
+          const ref = desiredMaterialization(net, v, this.#mode).ref;
+          const why = statusMessage(err) ?? (err instanceof Error ? err.message : String(err));
+          await this.#writeStatus(
+            net,
+            {
+              kind: 'MaterializeFailed',
+              message: `the apiserver refused ${ref.kind} ${ref.namespace}/${ref.name} (${code}): ${why}`,
+              validation: v,
+            },
+            log,
+          );
+          throw err;
+        }
         if (m.conflict === undefined) {
           outcome = { kind: 'Ready', ref: m.ref, validation: v };
         } else {
@@ -468,7 +495,7 @@ export class NetworkController {
     net: Network,
     v: Extract<ReturnType<typeof validateNetworkSpec>, { ok: true }>,
     log: Logger,
-  ): Promise<{ ref: MaterializedRef; conflict?: string }> {
+  ): Promise<Materialized> {
     const mode = this.#mode;
     const { object, ref } = desiredMaterialization(net, v, mode);
     const client = this.#clients[mode];

@@ -33,7 +33,7 @@ export class EventRecorder {
           namespace,
           body: {
             metadata: {
-              name: `${obj.metadata?.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`,
+              name: eventName(obj.metadata?.name ?? 'object', now),
               namespace,
             },
             involvedObject: {
@@ -61,4 +61,13 @@ export class EventRecorder {
       this.#opts.log.warn({ err: (err as Error).message, reason: event.reason }, 'could not record Event');
     }
   }
+}
+
+/**
+ * `<object>.<time><random>` as client-go names Events, with the object's name cut so the whole
+ * stays within the 253 characters of an object name (a Network's name may itself have 253).
+ */
+export function eventName(objectName: string, now: Date): string {
+  const suffix = `.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`;
+  return `${objectName.slice(0, 253 - suffix.length).replace(/[.-]+$/, '')}${suffix}`;
 }

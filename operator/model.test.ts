@@ -9,6 +9,7 @@ import {
   desiredMaterialization,
   desiredStatus,
   foreignHolder,
+  MAX_MESSAGE_LENGTH,
   materializationUpToDate,
   type Network,
   type Outcome,
@@ -313,5 +314,45 @@ describe('foreignHolder: netmesh writes only objects carrying its ownership mark
       ),
       /^ConfigMap default\/example-network-cni already exists and was not created by netmesh/,
     );
+  });
+});
+
+describe('bad inputs never make a status or object the apiserver refuses', () => {
+  test('a condition message is bounded whatever the outcome quotes', () => {
+    const s = desiredStatus(net(), { kind: 'Invalid', message: `cidr "${'x'.repeat(40_000)}"` }, new Date());
+    const message = s.conditions?.[0]?.message ?? '';
+    assert.equal(message.length, MAX_MESSAGE_LENGTH);
+    assert.ok(message.endsWith('…'));
+  });
+
+  test('MaterializeFailed: Ready=False with the reason, the effective gateway, nothing materialised', () => {
+    const s = desiredStatus(
+      net(),
+      {
+        kind: 'MaterializeFailed',
+        message: 'the apiserver refused ConfigMap default/x-cni (422): too long',
+        validation: valid(),
+      },
+      new Date(),
+    );
+    assert.equal(s.phase, 'MaterializeFailed');
+    assert.equal(s.conditions?.[0]?.status, 'False');
+    assert.equal(s.conditions?.[0]?.reason, 'MaterializeFailed');
+    assert.equal(s.gateway, '192.168.0.1');
+    assert.equal(s.materialized, undefined);
+  });
+
+  test('the netmesh.io/network label only when the name is a valid label value', () => {
+    const short = desiredMaterialization(net(), valid(), 'ConfigMap').object;
+    assert.equal(short.metadata?.labels?.['netmesh.io/network'], 'example-network');
+    const name = `long-${'n'.repeat(90)}`;
+    const long = desiredMaterialization(
+      net({ metadata: { ...net().metadata, name } }),
+      valid(),
+      'ConfigMap',
+    ).object;
+    assert.equal(long.metadata?.labels?.['netmesh.io/network'], undefined);
+    assert.equal(long.metadata?.labels?.['app.kubernetes.io/managed-by'], 'netmesh-operator');
+    assert.equal(long.metadata?.ownerReferences?.[0]?.name, name);
   });
 });

@@ -64,6 +64,12 @@ export type Outcome =
       validation: Extract<NetworkSpecValidation, { ok: true }>;
     }
   | {
+      /** The apiserver refused the object to materialise (400, 403, 422): retried with backoff. */
+      kind: 'MaterializeFailed';
+      message: string;
+      validation: Extract<NetworkSpecValidation, { ok: true }>;
+    }
+  | {
       /** The name of the object to materialise is held by an object netmesh does not own. */
       kind: 'Conflict';
       message: string;
@@ -131,10 +137,11 @@ export function desiredStatus(net: Network, outcome: Outcome, now: Date): Networ
   const previous = net.status?.conditions?.find((c) => c.type === 'Ready');
   const ready = outcome.kind === 'Ready';
   const reason = outcome.kind === 'Ready' ? 'Materialized' : outcome.kind;
-  const message =
+  const message = boundedMessage(
     outcome.kind === 'Ready'
       ? `materialized as ${outcome.ref.kind} ${outcome.ref.namespace}/${outcome.ref.name}`
-      : outcome.message;
+      : outcome.message,
+  );
   const status: 'True' | 'False' = ready ? 'True' : 'False';
   const transitioned = !previous || previous.status !== status;
   const condition: Condition = {
@@ -158,6 +165,14 @@ export function desiredStatus(net: Network, outcome: Outcome, now: Date): Networ
   }
   if (outcome.kind === 'Ready') result.materialized = outcome.ref;
   return result;
+}
+
+/** Longest condition message written (the apiserver's limit is 32 KiB; Events take 1 KiB). */
+export const MAX_MESSAGE_LENGTH = 1024;
+
+/** Cut to MAX_MESSAGE_LENGTH: whatever a message quotes, the status write must not be refused. */
+export function boundedMessage(message: string): string {
+  return message.length <= MAX_MESSAGE_LENGTH ? message : `${message.slice(0, MAX_MESSAGE_LENGTH - 1)}…`;
 }
 
 /** Deep equality on the JSON form: the controller writes status only when this is false. */
@@ -263,9 +278,20 @@ export interface NetworkAttachmentDefinition extends KubernetesObject {
   spec?: { config?: string };
 }
 
+/**
+ * Our labels. The Network's name goes in netmesh.io/network only when it is a valid label
+ * value (at most 63 characters; a Network's name may have up to 253): a longer one would make
+ * the apiserver refuse the object, and the owner reference names the Network anyway.
+ */
 function labels(net: Network): Record<string, string> {
-  return { [MANAGED_BY_LABEL]: FIELD_MANAGER, [NETWORK_LABEL]: net.metadata!.name! };
+  const name = net.metadata!.name!;
+  return {
+    [MANAGED_BY_LABEL]: FIELD_MANAGER,
+    ...(LABEL_VALUE.test(name) ? { [NETWORK_LABEL]: name } : {}),
+  };
 }
+
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
 export function configMapName(networkName: string): string {
   return `${networkName}${CONFIGMAP_SUFFIX}`;

@@ -63,6 +63,21 @@ describe('netmesh run under the chart identity', () => {
     namespaces.push(ns);
     return ns;
   };
+  const assertNoKeyLogged = async (logs: string) => {
+    const secret = await h.core.readNamespacedSecret({ namespace: systemNs, name: 'netmesh-webhook-tls' });
+    assert.ok(logs.length > 0);
+    assert.doesNotMatch(logs, /PRIVATE KEY/);
+    for (const key of ['ca.key', 'tls.key']) {
+      const b64 = secret.data?.[key];
+      assert.ok(b64, `${key} in the Secret`);
+      const body = Buffer.from(b64, 'base64')
+        .toString('utf8')
+        .replace(/-----[A-Z ]+-----/g, '')
+        .replace(/\s+/g, '');
+      for (const fragment of [b64.slice(0, 48), body.slice(0, 48), body.slice(-48)])
+        assert.ok(!logs.includes(fragment), `part of ${key} found in the logs`);
+    }
+  };
   const copyIn = (ns: string) =>
     h.core.readNamespacedConfigMap({ namespace: ns, name: 'envoy' }).catch(() => undefined);
 
@@ -239,6 +254,9 @@ describe('netmesh run under the chart identity', () => {
     );
     // The copier does not wait for the Network caches.
     await eventually('the Envoy bootstrap copied without the Network caches', () => copyIn(app));
+
+    // The CA key and the serving key are never logged (this run logs at debug level).
+    await assertNoKeyLogged(p.logs());
 
     const first = await stopTimed(p);
     assert.equal(first.code, 0, `exits cleanly; log ${p.logFile}`);

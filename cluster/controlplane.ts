@@ -98,6 +98,19 @@ const CONTROLLERS = [
   'cronjob-controller',
 ];
 
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    userGroups: ["system:nodes"]
+  - level: None
+    namespaces: ["kube-node-lease"]
+  - level: Metadata
+    verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: None
+`;
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -296,6 +309,11 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
       processes.push(p);
       return p;
     };
+    // Every successful or failed write, with the apiserver's own timestamps, beside the admin
+    // kubeconfig: tests that must prove what did (not) reach the apiserver read it
+    // (e2e/operator-support.ts auditLog). Kubelet and node-lease chatter is left out.
+    const auditPolicy = join(dir, 'audit-policy.yaml');
+    writeFileSync(auditPolicy, AUDIT_POLICY);
     const tls = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
     apiserverReady = async () => {
       const res = await httpsGet(`${server}/readyz`, tls);
@@ -340,6 +358,10 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
       '--kubelet-preferred-address-types=InternalIP',
       '--allow-privileged=true',
       '--profiling=false',
+      `--audit-policy-file=${auditPolicy}`,
+      `--audit-log-path=${join(dir, 'audit.log')}`,
+      '--audit-log-maxsize=200',
+      '--audit-log-maxbackup=1',
       '--v=1',
     ]);
     await waitFor('kube-apiserver', apiserver, 90_000, apiserverReady);

@@ -320,6 +320,8 @@ describe('helm chart: static checks', () => {
       'ClusterRole//edge-netmesh',
       'ClusterRoleBinding//edge-netmesh',
       'MutatingWebhookConfiguration//edge-netmesh',
+      'ValidatingAdmissionPolicy//edge-netmesh-writes',
+      'ValidatingAdmissionPolicyBinding//edge-netmesh-writes',
     ]);
     for (const id of a.filter((x) => x.split('/')[1] !== ''))
       assert.equal(id.split('/')[1], 'edge-system', `${id} lives in the release namespace`);
@@ -1086,6 +1088,118 @@ describe('helm chart on the control plane', () => {
         await admissionAdmin.deleteMutatingWebhookConfiguration({ name: 'someone-elses' });
       }
       await forbidden('deleting Pods', () => core.deleteCollectionNamespacedPod({ namespace: appNs }));
+      await forbidden('creating Pods', () =>
+        core.createNamespacedPod({
+          namespace: appNs,
+          body: {
+            metadata: { name: 'not-allowed' },
+            spec: { containers: [{ name: 'c', image: 'busybox' }] },
+          },
+        }),
+      );
+      const validating = h.kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+      await validating.createValidatingWebhookConfiguration({
+        body: { metadata: { name: 'someone-elses-validating' }, webhooks: [] },
+      });
+      try {
+        await forbidden('patching a validating webhook configuration', () =>
+          kc
+            .makeApiClient(k8s.AdmissionregistrationV1Api)
+            .patchValidatingWebhookConfiguration(
+              { name: 'someone-elses-validating', body: { metadata: { labels: { x: 'y' } } } },
+              k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+            ),
+        );
+      } finally {
+        await validating.deleteValidatingWebhookConfiguration({ name: 'someone-elses-validating' });
+      }
+      const adminCore = h.core;
+      await adminCore.createNamespacedSecret({
+        namespace: appNs,
+        body: { metadata: { name: 'app-secret' }, stringData: { password: 'x' } },
+      });
+      await forbidden('reading a Secret in an application namespace', () =>
+        core.readNamespacedSecret({ namespace: appNs, name: 'app-secret' }),
+      );
+
+      // ConfigMaps: netmesh writes only objects carrying its label (ValidatingAdmissionPolicy
+      // on its ServiceAccount); kube-system/coredns (or aws-auth on EKS) is out of reach.
+      const createdCoredns = await adminCore
+        .createNamespacedConfigMap({
+          namespace: 'kube-system',
+          body: {
+            metadata: { name: 'coredns', labels: { 'k8s-app': 'kube-dns' } },
+            data: { Corefile: '.:53 {}' },
+          },
+        })
+        .then(
+          () => true,
+          (err: { code?: number }) => {
+            if (err.code !== 409) throw err;
+            return false;
+          },
+        );
+      try {
+        const coredns = await adminCore.readNamespacedConfigMap({
+          namespace: 'kube-system',
+          name: 'coredns',
+        });
+        const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+        const apply = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.ServerSideApply);
+        const ours = { 'app.kubernetes.io/managed-by': 'netmesh-operator' };
+        const refused = (err: { code?: number }) => err.code === 403;
+        await eventually('the policy in force: patching kube-system/coredns refused', async () => {
+          await assert.rejects(
+            core.patchNamespacedConfigMap(
+              { namespace: 'kube-system', name: 'coredns', body: { data: { Corefile: 'hijacked' } } },
+              mergePatch,
+            ),
+            refused,
+          );
+          return true;
+        });
+        await forbidden('labelling kube-system/coredns as netmesh', () =>
+          core.patchNamespacedConfigMap(
+            { namespace: 'kube-system', name: 'coredns', body: { metadata: { labels: ours } } },
+            mergePatch,
+          ),
+        );
+        await forbidden('server-side applying over kube-system/coredns', () =>
+          core.patchNamespacedConfigMap(
+            {
+              namespace: 'kube-system',
+              name: 'coredns',
+              fieldManager: 'netmesh-operator',
+              force: true,
+              body: {
+                apiVersion: 'v1',
+                kind: 'ConfigMap',
+                metadata: { name: 'coredns', namespace: 'kube-system', labels: ours },
+                data: { Corefile: 'hijacked' },
+              },
+            },
+            apply,
+          ),
+        );
+        await forbidden('replacing kube-system/coredns', () =>
+          core.replaceNamespacedConfigMap({
+            namespace: 'kube-system',
+            name: 'coredns',
+            body: { ...coredns, data: { Corefile: 'hijacked' } },
+          }),
+        );
+        await forbidden('deleting kube-system/coredns', () =>
+          core.deleteNamespacedConfigMap({ namespace: 'kube-system', name: 'coredns' }),
+        );
+        await forbidden('creating an unlabelled ConfigMap', () =>
+          core.createNamespacedConfigMap({ namespace: appNs, body: { metadata: { name: 'plain' } } }),
+        );
+        const after = await adminCore.readNamespacedConfigMap({ namespace: 'kube-system', name: 'coredns' });
+        assert.equal(after.metadata?.resourceVersion, coredns.metadata?.resourceVersion, 'coredns untouched');
+      } finally {
+        if (createdCoredns)
+          await adminCore.deleteNamespacedConfigMap({ namespace: 'kube-system', name: 'coredns' });
+      }
       await forbidden('creating Leases other than its own', () =>
         kc
           .makeApiClient(k8s.CoordinationV1Api)

@@ -2,17 +2,41 @@
 // namespace labelled netmesh.io/injection=enabled. The default sidecar template mounts that
 // ConfigMap, and a ConfigMap volume resolves in the Pod's own namespace: without a copy there,
 // an injected Pod would wait in ContainerCreating. Runs on the leader beside the Network
-// controller, writes by server-side apply (field manager netmesh-operator), and follows edits
-// of the source and newly labelled namespaces through informers.
+// controller and follows the source, the labelled namespaces and the copies through informers.
+//
+// Ownership: a copy is netmesh's only if it carries the label netmesh.io/bootstrap-copy=true
+// and the annotation netmesh.io/copied-from=<namespace>/<name> of this source. netmesh creates
+// a copy with a plain create (which fails rather than overwrite an object created in the
+// meantime), repairs only its own copies (a replace conditional on the resourceVersion it
+// judged ownership on), and never touches a ConfigMap of that name someone else made (Helm's
+// envoyBootstrap.namespaces, a user's): it records a Warning Event on it instead. Copies are
+// deleted (uid and resourceVersion preconditions) when no longer wanted: the namespace loses
+// its label, or the source is deleted. With `owner` set (netmesh run: the webhook's
+// MutatingWebhookConfiguration, cluster-scoped), every copy also carries an owner reference to
+// it, so the garbage collector removes the copies when netmesh is uninstalled.
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { Informer } from '../runtime/informer.ts';
+import { describeError } from '../runtime/errors.ts';
+import { Informer, waitForCacheSync } from '../runtime/informer.ts';
 import { PrometheusQueueMetricsProvider, RateLimitingQueue } from '../runtime/queue/index.ts';
+import { deadline, httpCode, requestOptions, statusReason } from '../runtime/request.ts';
+import { EventRecorder } from './events.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL } from './model.ts';
 
 export const INJECTION_SELECTOR = 'netmesh.io/injection=enabled';
 export const BOOTSTRAP_COPY_LABEL = 'netmesh.io/bootstrap-copy';
+export const COPIED_FROM_ANNOTATION = 'netmesh.io/copied-from';
+
+/**
+ * The cluster-scoped object whose deletion removes the copies (garbage collection): netmesh's
+ * MutatingWebhookConfiguration, since the copies exist for the sidecars it injects.
+ */
+export interface CopyOwner {
+  apiVersion: 'admissionregistration.k8s.io/v1';
+  kind: 'MutatingWebhookConfiguration';
+  name: string;
+}
 
 export interface BootstrapCopierOptions {
   kc: k8s.KubeConfig;
@@ -22,14 +46,27 @@ export interface BootstrapCopierOptions {
   namespace: string;
   /** Name of the source ConfigMap, and of each copy. */
   name: string;
+  /** Owner of every copy; none: copies are removed only by the copier itself. */
+  owner?: CopyOwner | undefined;
+  /** Identity of this replica, reported on Events. */
+  identity?: string;
   /** Re-apply every copy this often, repairing copies edited or deleted by hand. */
   resyncMs?: number;
+  /** Per-request timeout. */
+  requestTimeoutMs?: number;
+  /** How long start() waits for its caches before reporting why (it keeps waiting). */
+  cacheSyncTimeoutMs?: number;
+  /** Called once when the caches did not sync within cacheSyncTimeoutMs, with the reason. */
+  onCacheSyncTimeout?: (reason: string) => void;
 }
 
-/** The copy for `namespace`: the source's data under our labels, as a server-side-apply body. */
+type ResolvedOwner = CopyOwner & { uid: string };
+
+/** The copy for `namespace`: the source's data under our mark. */
 export function bootstrapCopy(
   source: k8s.V1ConfigMap,
   namespace: string,
+  owner?: ResolvedOwner,
 ): k8s.V1ConfigMap & k8s.KubernetesObject {
   return {
     apiVersion: 'v1',
@@ -38,26 +75,91 @@ export function bootstrapCopy(
       name: source.metadata!.name!,
       namespace,
       labels: { [MANAGED_BY_LABEL]: FIELD_MANAGER, [BOOTSTRAP_COPY_LABEL]: 'true' },
-      annotations: { 'netmesh.io/copied-from': `${source.metadata?.namespace}/${source.metadata?.name}` },
+      annotations: { [COPIED_FROM_ANNOTATION]: `${source.metadata?.namespace}/${source.metadata?.name}` },
+      // No blockOwnerDeletion: it would need permission on the owner's finalizers, and
+      // nothing needs the owner's deletion to wait for the copies.
+      ...(owner
+        ? {
+            ownerReferences: [
+              { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid },
+            ],
+          }
+        : {}),
     },
     data: { ...(source.data ?? {}) },
   };
 }
 
+/** True when `cm` is netmesh's copy of `source` (`namespace/name`): our label and annotation. */
+export function isOurCopy(cm: k8s.KubernetesObject, source: string): boolean {
+  return (
+    cm.metadata?.labels?.[BOOTSTRAP_COPY_LABEL] === 'true' &&
+    cm.metadata?.annotations?.[COPIED_FROM_ANNOTATION] === source
+  );
+}
+
+/**
+ * True when the live copy is exactly what `desired` says (data, owners, our labels and
+ * annotations); anything else is rewritten.
+ */
+export function copyUpToDate(live: k8s.V1ConfigMap, desired: k8s.V1ConfigMap): boolean {
+  const uids = (refs: k8s.V1OwnerReference[] | undefined) =>
+    (refs ?? [])
+      .map((r) => r.uid)
+      .sort()
+      .join(',');
+  // A stale owner (the webhook configuration was recreated) must go too, or the garbage
+  // collector deletes the copy for it.
+  if (uids(live.metadata?.ownerReferences) !== uids(desired.metadata?.ownerReferences)) return false;
+  for (const [k, v] of Object.entries(desired.metadata?.labels ?? {}))
+    if (live.metadata?.labels?.[k] !== v) return false;
+  for (const [k, v] of Object.entries(desired.metadata?.annotations ?? {}))
+    if (live.metadata?.annotations?.[k] !== v) return false;
+  const liveData = live.data ?? {};
+  const wantData = desired.data ?? {};
+  const keys = new Set([...Object.keys(liveData), ...Object.keys(wantData)]);
+  for (const k of keys) if (liveData[k] !== wantData[k]) return false;
+  return true;
+}
+
+const OWNER_REFRESH_MS = 60_000;
+
 export class BootstrapCopier {
-  readonly #opts: Required<BootstrapCopierOptions>;
+  readonly #opts: Required<Omit<BootstrapCopierOptions, 'owner'>> & { owner: CopyOwner | undefined };
+  #syncProblem: string | undefined;
+  #running = false;
+  readonly #source: string;
   readonly #namespaces: Informer<k8s.V1Namespace>;
-  readonly #source: Informer<k8s.V1ConfigMap>;
+  readonly #sourceInformer: Informer<k8s.V1ConfigMap>;
+  readonly #copies: Informer<k8s.V1ConfigMap>;
   readonly #queue: RateLimitingQueue<string>;
-  readonly #objects: k8s.KubernetesObjectApi;
+  readonly #core: k8s.CoreV1Api;
+  readonly #admission: k8s.AdmissionregistrationV1Api;
+  readonly #events: EventRecorder;
+  /** UIDs of foreign ConfigMaps already reported with an Event. */
+  readonly #reported = new Set<string>();
+  #owner: { value: ResolvedOwner | undefined; at: number } | undefined;
   #loop: Promise<void> | undefined;
   #resync: NodeJS.Timeout | undefined;
+  /** Aborted by stop() and by the signal given to start() (leadership lost): see #signal. */
+  readonly #context = new AbortController();
 
   constructor(opts: BootstrapCopierOptions) {
-    this.#opts = { resyncMs: 10 * 60_000, ...opts };
+    this.#opts = {
+      resyncMs: 10 * 60_000,
+      requestTimeoutMs: 10_000,
+      cacheSyncTimeoutMs: 120_000,
+      onCacheSyncTimeout: () => {},
+      identity: FIELD_MANAGER,
+      ...opts,
+      owner: opts.owner,
+    };
     const { kc, log, registry, namespace, name } = opts;
+    this.#source = `${namespace}/${name}`;
     const core = kc.makeApiClient(k8s.CoreV1Api);
-    this.#objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+    this.#core = core;
+    this.#admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+    this.#events = new EventRecorder({ core, component: FIELD_MANAGER, instance: this.#opts.identity, log });
     this.#queue = new RateLimitingQueue<string>({
       name: 'envoy-bootstrap',
       metrics: new PrometheusQueueMetricsProvider(registry),
@@ -71,7 +173,7 @@ export class BootstrapCopier {
       log,
       registry,
     });
-    this.#source = new Informer<k8s.V1ConfigMap>({
+    this.#sourceInformer = new Informer<k8s.V1ConfigMap>({
       kc,
       name: 'envoy-bootstrap-source',
       path: `/api/v1/namespaces/${namespace}/configmaps`,
@@ -80,12 +182,39 @@ export class BootstrapCopier {
       log,
       registry,
     });
-    for (const ev of ['add', 'update'] as const) {
-      this.#namespaces.on(ev, (ns) => {
-        if (!ns.metadata?.deletionTimestamp) this.#enqueue(ns.metadata?.name);
-      });
-      this.#source.on(ev, () => this.#enqueueAll());
+    // Our copies everywhere (label and name), so that unwanted ones can be found and removed.
+    const copySelector = `${BOOTSTRAP_COPY_LABEL}=true`;
+    this.#copies = new Informer<k8s.V1ConfigMap>({
+      kc,
+      name: 'envoy-bootstrap-copies',
+      path: '/api/v1/configmaps',
+      labelSelector: copySelector,
+      fieldSelector: `metadata.name=${name}`,
+      list: () =>
+        core.listConfigMapForAllNamespaces({
+          labelSelector: copySelector,
+          fieldSelector: `metadata.name=${name}`,
+        }),
+      log,
+      registry,
+    });
+    for (const ev of ['add', 'update', 'delete'] as const) {
+      this.#namespaces.on(ev, (ns) => this.#enqueue(ns.metadata?.name));
+      this.#copies.on(ev, (cm) => this.#enqueue(cm.metadata?.namespace));
+      this.#sourceInformer.on(ev, () => this.#enqueueAll());
     }
+  }
+
+  get log(): Logger {
+    return this.#opts.log;
+  }
+
+  /** true once copying; else why not. */
+  ready(): true | string {
+    if (this.#running) return true;
+    return this.#syncProblem
+      ? `Envoy bootstrap copier: ${this.#syncProblem}`
+      : 'Envoy bootstrap copier starting';
   }
 
   #enqueue(ns: string | undefined): void {
@@ -93,14 +222,32 @@ export class BootstrapCopier {
   }
 
   #enqueueAll(): void {
-    for (const ns of this.#namespaces.list())
-      if (!ns.metadata?.deletionTimestamp) this.#enqueue(ns.metadata?.name);
+    for (const ns of this.#namespaces.list()) this.#enqueue(ns.metadata?.name);
+    for (const cm of this.#copies.list()) this.#enqueue(cm.metadata?.namespace);
   }
 
-  async start(): Promise<void> {
+  /** `signal` (leadership) cancels every request when it fires, as stop() does. */
+  async start(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) this.#context.abort(signal.reason);
+    else signal?.addEventListener('abort', () => this.#context.abort(signal.reason), { once: true });
     this.#namespaces.start();
-    this.#source.start();
-    await Promise.all([this.#namespaces.waitForSync(), this.#source.waitForSync()]);
+    this.#sourceInformer.start();
+    this.#copies.start();
+    await waitForCacheSync(
+      [this.#namespaces, this.#sourceInformer, this.#copies] as Informer<k8s.KubernetesObject>[],
+      {
+        signal: this.#context.signal,
+        timeoutMs: this.#opts.cacheSyncTimeoutMs,
+        onTimeout: (reason) => {
+          this.#syncProblem = reason;
+          this.log.error({ reason }, 'Envoy bootstrap copier cache sync timed out; still waiting');
+          this.#opts.onCacheSyncTimeout(reason);
+        },
+      },
+    );
+    if (this.#syncProblem) this.log.info('Envoy bootstrap copier caches synced after all');
+    this.#syncProblem = undefined;
+    this.#running = true;
     this.#enqueueAll();
     this.#resync = setInterval(() => this.#enqueueAll(), this.#opts.resyncMs);
     this.#resync.unref();
@@ -109,52 +256,169 @@ export class BootstrapCopier {
 
   async stop(): Promise<void> {
     if (this.#resync) clearInterval(this.#resync);
+    this.#context.abort(new Error('bootstrap copier stopping'));
     this.#queue.shutDown();
     await this.#loop;
-    await Promise.all([this.#namespaces.stop(), this.#source.stop()]);
+    await Promise.all([this.#namespaces.stop(), this.#sourceInformer.stop(), this.#copies.stop()]);
   }
 
   async #work(): Promise<void> {
     for (;;) {
       const { item: ns, shutdown } = await this.#queue.get();
       if (shutdown) return;
-      const log = this.#opts.log.child({ key: `${ns}/${this.#opts.name}` });
+      const log = this.log.child({ key: `${ns}/${this.#opts.name}` });
       try {
-        const source = this.#source.get(this.#opts.name, this.#opts.namespace);
-        if (!source) {
-          log.warn(
-            { source: `${this.#opts.namespace}/${this.#opts.name}` },
-            'no Envoy bootstrap ConfigMap to copy',
-          );
-        } else if (this.#queue.shuttingDown()) {
-          // stopping: leave it to the next leader
-        } else {
-          await this.#objects.patch(
-            bootstrapCopy(source, ns),
-            undefined,
-            undefined,
-            FIELD_MANAGER,
-            true,
-            k8s.PatchStrategy.ServerSideApply,
-          );
-          log.debug('Envoy bootstrap copied');
-        }
+        const again = this.#queue.shuttingDown() ? undefined : await this.#sync(ns, log);
         this.#queue.forget(ns);
+        if (again !== undefined) this.#queue.addAfter(ns, again);
       } catch (err) {
-        const code = (err as { code?: number }).code;
-        const terminating = this.#namespaces.get(ns)?.metadata?.deletionTimestamp !== undefined;
-        if (code === 404 || terminating || !this.#namespaces.get(ns)) {
-          this.#queue.forget(ns); // the namespace is gone or going: nothing to copy into
+        if (this.#context.signal.aborted) {
+          // leadership ended or stopping: the next leader does it
+        } else if (httpCode(err) === 404 && !this.#namespaces.get(ns)) {
+          this.#queue.forget(ns); // the namespace is gone: nothing to copy into
         } else {
-          log.warn(
-            { err: (err as Error).message.split('\n')[0], code },
-            'could not copy the Envoy bootstrap; retrying',
-          );
+          log.warn({ err: describeError(err) }, 'could not sync the Envoy bootstrap copy; retrying');
           this.#queue.addRateLimited(ns);
         }
       } finally {
         this.#queue.done(ns);
       }
     }
+  }
+
+  /**
+   * One namespace: the copy exists and is current if wanted, is gone if not. Returns a delay
+   * after which to look again although nothing failed.
+   */
+  async #sync(ns: string, log: Logger): Promise<number | undefined> {
+    const name = this.#opts.name;
+    const namespace = this.#namespaces.get(ns);
+    const source = this.#sourceInformer.get(name, this.#opts.namespace);
+    const cached = this.#copies.get(name, ns);
+    if (namespace?.metadata?.deletionTimestamp) return undefined; // the namespace takes its objects with it
+    if (!namespace || !source) {
+      if (cached && isOurCopy(cached, this.#source)) {
+        await this.#core
+          .deleteNamespacedConfigMap(
+            {
+              namespace: ns,
+              name,
+              body: {
+                preconditions: {
+                  uid: cached.metadata!.uid!,
+                  resourceVersion: cached.metadata!.resourceVersion!,
+                },
+              },
+            },
+            requestOptions({ signal: this.#signal() }),
+          )
+          .catch((err: unknown) => {
+            if (httpCode(err) !== 404) throw err;
+          });
+        log.info(
+          { reason: namespace ? 'source deleted' : 'namespace no longer labelled' },
+          'Envoy bootstrap copy removed',
+        );
+      } else if (!source && namespace) {
+        log.warn({ source: this.#source }, 'no Envoy bootstrap ConfigMap to copy');
+      }
+      return undefined;
+    }
+    const owner = await this.#resolveOwner(log);
+    // A copy owned by nothing would be garbage-collected at once: wait for the owner.
+    if (this.#opts.owner && !owner) return OWNER_REFRESH_MS;
+    const desired = bootstrapCopy(source, ns, owner);
+    let live: k8s.V1ConfigMap | undefined = cached;
+    if (!live) {
+      try {
+        await this.#core.createNamespacedConfigMap(
+          { namespace: ns, body: desired, fieldManager: FIELD_MANAGER },
+          requestOptions({ signal: this.#signal() }),
+        );
+        log.info('Envoy bootstrap copied');
+        return undefined;
+      } catch (err) {
+        if (httpCode(err) !== 409 || statusReason(err) !== 'AlreadyExists') throw err;
+      }
+      live = await this.#core.readNamespacedConfigMap(
+        { namespace: ns, name },
+        requestOptions({ signal: this.#signal() }),
+      );
+    }
+    if (!isOurCopy(live, this.#source)) {
+      await this.#reportForeign(live, log);
+      return undefined;
+    }
+    if (copyUpToDate(live, desired)) return undefined;
+    // A replace, not an apply: a copy is entirely derived from the source, so keys removed
+    // from the source must go too, including those set by the create (owned by an Update
+    // entry that an apply would never remove). Others' labels and annotations are kept, and
+    // the read's resourceVersion makes the replace conditional on what ownership was
+    // judged on.
+    await this.#core.replaceNamespacedConfigMap(
+      {
+        namespace: ns,
+        name,
+        body: {
+          ...live,
+          metadata: {
+            ...live.metadata,
+            labels: { ...live.metadata?.labels, ...desired.metadata?.labels },
+            annotations: { ...live.metadata?.annotations, ...desired.metadata?.annotations },
+            ownerReferences: desired.metadata?.ownerReferences ?? [],
+          },
+          data: desired.data ?? {},
+        },
+        fieldManager: FIELD_MANAGER,
+      },
+      requestOptions({ signal: this.#signal() }),
+    );
+    log.info('Envoy bootstrap copy updated');
+    return undefined;
+  }
+
+  async #reportForeign(cm: k8s.V1ConfigMap, log: Logger): Promise<void> {
+    const uid = cm.metadata?.uid ?? '';
+    if (this.#reported.has(uid)) return;
+    this.#reported.add(uid);
+    const where = `${cm.metadata?.namespace}/${cm.metadata?.name}`;
+    log.warn(
+      { configMap: where },
+      "a ConfigMap of that name exists and is not netmesh's copy; leaving it alone",
+    );
+    await this.#events.record(
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: cm.metadata ?? {} },
+      {
+        type: 'Warning',
+        reason: 'Conflict',
+        message: `ConfigMap ${where} exists and is not netmesh's copy of ${this.#source}; netmesh leaves it as it is, so injected sidecars in this namespace mount it as their Envoy bootstrap`,
+      },
+      this.#signal(),
+    );
+  }
+
+  /** The owner with its current UID, re-read at most once a minute; undefined when absent. */
+  async #resolveOwner(log: Logger): Promise<ResolvedOwner | undefined> {
+    const owner = this.#opts.owner;
+    if (!owner) return undefined;
+    if (this.#owner && Date.now() - this.#owner.at < OWNER_REFRESH_MS) return this.#owner.value;
+    let value: ResolvedOwner | undefined;
+    try {
+      const obj = await this.#admission.readMutatingWebhookConfiguration(
+        { name: owner.name },
+        requestOptions({ signal: this.#signal() }),
+      );
+      value = obj.metadata?.uid ? { ...owner, uid: obj.metadata.uid } : undefined;
+    } catch (err) {
+      if (httpCode(err) !== 404) throw err;
+    }
+    if (!value) log.warn({ owner }, 'the owner of the Envoy bootstrap copies does not exist; not copying');
+    this.#owner = { value, at: Date.now() };
+    return value;
+  }
+
+  /** The signal for one request: the copier's context (leadership), and a timeout. */
+  #signal(): AbortSignal {
+    return deadline(this.#context.signal, this.#opts.requestTimeoutMs);
   }
 }

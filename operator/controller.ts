@@ -5,26 +5,31 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { Informer } from '../runtime/informer.ts';
+import { Informer, waitForCacheSync } from '../runtime/informer.ts';
 import {
   type DefaultControllerRateLimiterOptions,
   defaultControllerRateLimiter,
   PrometheusQueueMetricsProvider,
   RateLimitingQueue,
 } from '../runtime/queue/index.ts';
+import { deadline, httpCode, requestOptions, statusMessage, statusReason } from '../runtime/request.ts';
 import { EventRecorder } from './events.ts';
 import {
   API_VERSION,
   configMapName,
+  conflictMessage,
+  controlledBy,
   desiredMaterialization,
   desiredStatus,
   FIELD_MANAGER,
   FINALIZER,
+  foreignHolder,
   GROUP,
   hasFinalizer,
   KIND,
   keyOf,
   MANAGED_BY_LABEL,
+  type MaterializedRef,
   type MaterializeMode,
   materializationUpToDate,
   NAD_GROUP,
@@ -34,6 +39,7 @@ import {
   type Outcome,
   overlapMessage,
   PLURAL,
+  reindexNetwork,
   sameStatus,
   splitKey,
   transitionEvent,
@@ -41,6 +47,7 @@ import {
 } from './model.ts';
 import { validateNetworkSpec } from './network/cidr.ts';
 import { OverlapIndex } from './network/overlap-index.ts';
+import { configMapClient, nadClient, type ObjectClient, type Owned } from './objects.ts';
 
 export interface NetworkControllerOptions {
   kc: k8s.KubeConfig;
@@ -52,17 +59,35 @@ export interface NetworkControllerOptions {
   rateLimiter?: DefaultControllerRateLimiterOptions;
   /** How often to re-check whether Multus (NetworkAttachmentDefinition) is installed. */
   multusProbeIntervalMs?: number;
+  /** How often a Network in Conflict looks again whether the name it needs is free. */
+  conflictRecheckMs?: number;
+  /** Timeout of every request a reconcile makes. */
+  requestTimeoutMs?: number;
+  /**
+   * How long start() waits for the informer caches before reporting why they are not synced
+   * (readiness, an error log, onCacheSyncTimeout); it keeps waiting afterwards.
+   */
+  cacheSyncTimeoutMs?: number;
+  /** Called once when the caches did not sync within cacheSyncTimeoutMs, with the reason. */
+  onCacheSyncTimeout?: (reason: string) => void;
 }
 
-type Owned = k8s.KubernetesObject & { data?: Record<string, string>; spec?: { config?: string } };
+export interface ReconcileResult {
+  /** Look at the key again after this long (it is not an error: no backoff). */
+  requeueAfterMs?: number;
+}
+
+/** What #materialize did: the object's reference, and who holds its name if not us. */
+interface Materialized {
+  ref: MaterializedRef;
+  conflict?: string;
+}
+
+function otherMode(mode: MaterializeMode): MaterializeMode {
+  return mode === 'ConfigMap' ? 'NetworkAttachmentDefinition' : 'ConfigMap';
+}
 
 const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${FIELD_MANAGER}`;
-const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-
-function httpCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown };
-  return typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
-}
 
 export class NetworkController {
   readonly queue: RateLimitingQueue<string>;
@@ -76,22 +101,42 @@ export class NetworkController {
   #probeTimer: NodeJS.Timeout | undefined;
   #started = false;
   #stopping = false;
+  /** Why the caches are not synced, once cacheSyncTimeoutMs has passed without them. */
+  #syncProblem: string | undefined;
+  /**
+   * The context of all work: aborted by stop() and by the signal given to start() (leadership
+   * lost). Every request of a reconcile carries it (with a timeout), so nothing this replica
+   * started can still reach the apiserver once another replica may lead.
+   */
+  readonly #context = new AbortController();
   readonly #opts: Required<Omit<NetworkControllerOptions, 'rateLimiter'>> & {
     rateLimiter: DefaultControllerRateLimiterOptions;
   };
   readonly #custom: k8s.CustomObjectsApi;
-  readonly #objects: k8s.KubernetesObjectApi;
+  readonly #clients: Record<MaterializeMode, ObjectClient>;
   readonly #apis: k8s.ApisApi;
   readonly #events: EventRecorder;
   readonly #metrics: { total: Counter<'result'>; errors: Counter; duration: Histogram };
 
   constructor(opts: NetworkControllerOptions) {
-    this.#opts = { workers: 2, multusProbeIntervalMs: 30_000, rateLimiter: {}, ...opts };
+    this.#opts = {
+      workers: 2,
+      multusProbeIntervalMs: 30_000,
+      conflictRecheckMs: 10_000,
+      requestTimeoutMs: 10_000,
+      cacheSyncTimeoutMs: 120_000,
+      onCacheSyncTimeout: () => {},
+      rateLimiter: {},
+      ...opts,
+    };
     const { kc, log, registry } = opts;
     this.#custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    this.#objects = k8s.KubernetesObjectApi.makeApiClient(kc);
     this.#apis = kc.makeApiClient(k8s.ApisApi);
     const core = kc.makeApiClient(k8s.CoreV1Api);
+    this.#clients = {
+      ConfigMap: configMapClient(core),
+      NetworkAttachmentDefinition: nadClient(this.#custom),
+    };
     this.#events = new EventRecorder({ core, component: FIELD_MANAGER, instance: opts.identity, log });
     this.queue = new RateLimitingQueue<string>({
       name: 'network',
@@ -105,7 +150,7 @@ export class NetworkController {
         () =>
           new Counter({
             name: 'netmesh_reconcile_total',
-            help: 'Network reconciles by result (success, error, conflict).',
+            help: 'Network reconciles by result (success, error, conflict, cancelled).',
             labelNames: ['result'],
             registers: [registry],
           }),
@@ -145,7 +190,7 @@ export class NetworkController {
       registry,
     });
     this.networks.on('add', (n) => this.#onNetwork(n));
-    this.networks.on('update', (n, old) => this.#onNetwork(n, old));
+    this.networks.on('update', (n) => this.#onNetwork(n));
     this.networks.on('delete', (n) => this.#onNetworkDeleted(n));
 
     this.configMaps = new Informer<k8s.V1ConfigMap>({
@@ -167,23 +212,46 @@ export class NetworkController {
     return this.#opts.log;
   }
 
-  /** Ready = caches synced and workers running (readiness of the leader). */
-  ready(): boolean {
-    return (
-      this.#started && this.#workersRunning > 0 && this.networks.hasSynced() && this.configMaps.hasSynced()
-    );
+  /** true = caches synced and workers running (readiness of the leader); else why not. */
+  ready(): true | string {
+    if (this.#started && this.#workersRunning > 0) return true;
+    if (this.#stopping) return 'stopping';
+    return this.#syncProblem ?? 'waiting for the caches to sync';
   }
 
   mode(): MaterializeMode {
     return this.#mode;
   }
 
-  /** Starts informers, waits for their caches, then starts the workers. */
-  async start(): Promise<void> {
+  /**
+   * Starts informers, waits for their caches, then starts the workers. `signal` (leadership)
+   * aborts all work when it fires, as stop() does.
+   */
+  async start(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) this.#context.abort(signal.reason);
+    else signal?.addEventListener('abort', () => this.#context.abort(signal.reason), { once: true });
     await this.#probeMultus();
     this.networks.start();
     this.configMaps.start();
-    await Promise.all([this.networks.waitForSync(), this.configMaps.waitForSync(), this.nads?.waitForSync()]);
+    const informers = [
+      this.networks,
+      this.configMaps,
+      ...(this.nads ? [this.nads] : []),
+    ] as Informer<k8s.KubernetesObject>[];
+    await waitForCacheSync(informers, {
+      signal: this.#context.signal,
+      timeoutMs: this.#opts.cacheSyncTimeoutMs,
+      onTimeout: (reason) => {
+        // controller-runtime fails the start here; we report and keep waiting instead, so a
+        // CRD or RBAC rule installed later heals without a restart (and `netmesh run` keeps
+        // its webhook serving meanwhile).
+        this.#syncProblem = reason;
+        this.log.error({ reason }, 'network controller cache sync timed out; still waiting');
+        this.#opts.onCacheSyncTimeout(reason);
+      },
+    });
+    if (this.#syncProblem) this.log.info('network controller caches synced after all');
+    this.#syncProblem = undefined;
     this.#probeTimer = setInterval(() => void this.#probeMultus(), this.#opts.multusProbeIntervalMs);
     this.#probeTimer.unref();
     this.#started = true;
@@ -195,13 +263,15 @@ export class NetworkController {
   }
 
   /**
-   * Stops taking new work and lets in-flight reconciles finish (each worker ends after its
-   * current key), then stops the informers. Queued keys are dropped on purpose: the next leader
-   * lists every Network anyway, and a bounded stop keeps the lease hand-over fast.
+   * Stops taking new work, cancels the requests in flight (a reconcile cut short is redone by
+   * whoever leads next: reconciles are level-based), waits for the workers, then stops the
+   * informers. Queued keys are dropped on purpose: the next leader lists every Network anyway,
+   * and a bounded stop keeps the lease hand-over fast.
    */
   async stop(): Promise<void> {
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     this.#stopping = true;
+    this.#context.abort(new Error('network controller stopping'));
     this.queue.shutDown();
     await Promise.all(this.#workerLoops);
     await Promise.all([this.networks.stop(), this.configMaps.stop(), this.nads?.stop()]);
@@ -210,34 +280,12 @@ export class NetworkController {
 
   // ---- event handlers: keep the overlap index current and enqueue keys, nothing else ----
 
-  #onNetwork(net: Network, old?: Network): void {
-    const key = keyOf(net);
-    if (
-      old &&
-      old.spec?.cidr === net.spec?.cidr &&
-      old.metadata?.creationTimestamp === net.metadata?.creationTimestamp
-    ) {
-      // Status, finalizer or gateway edits do not change who overlaps whom: only this key.
-      this.queue.add(key);
-      return;
-    }
-    const affected = new Set<string>([key]);
-    for (const e of this.index.overlapping(key)) affected.add(e.key);
-    const v = validateNetworkSpec(net.spec);
-    if (v.ok) {
-      this.index.upsert(key, v.cidr, { creationTimestamp: net.metadata?.creationTimestamp, key });
-      for (const e of this.index.overlapping(key)) affected.add(e.key);
-    } else {
-      this.index.remove(key);
-    }
-    for (const k of affected) this.queue.add(k);
+  #onNetwork(net: Network): void {
+    for (const k of reindexNetwork(this.index, keyOf(net), net)) this.queue.add(k);
   }
 
   #onNetworkDeleted(net: Network): void {
-    const key = keyOf(net);
-    const affected = this.index.overlapping(key).map((e) => e.key);
-    this.index.remove(key);
-    for (const k of affected) this.queue.add(k);
+    for (const k of reindexNetwork(this.index, keyOf(net), undefined)) this.queue.add(k);
   }
 
   #onOwned(obj: k8s.KubernetesObject): void {
@@ -252,12 +300,18 @@ export class NetworkController {
   async #probeMultus(): Promise<void> {
     let present = false;
     try {
-      const groups = await this.#apis.getAPIVersions();
+      const groups = await this.#apis.getAPIVersions(requestOptions({ signal: this.#request() }));
       present = groups.groups.some((g) => g.name === NAD_GROUP && g.versions.some((v) => v.version === 'v1'));
     } catch (err) {
-      this.log.warn({ err }, 'API discovery failed; keeping the current materialization mode');
+      if (!this.#context.signal.aborted)
+        this.log.warn(
+          { err: errSummary(err) },
+          'API discovery failed; keeping the current materialization mode',
+        );
       return;
     }
+    // A probe that was in flight when stop() ran must not start an informer nobody stops.
+    if (this.#stopping) return;
     const mode: MaterializeMode = present ? 'NetworkAttachmentDefinition' : 'ConfigMap';
     if (present && !this.nads) {
       const nads = new Informer<NetworkAttachmentDefinition>({
@@ -278,7 +332,8 @@ export class NetworkController {
       for (const ev of ['add', 'update', 'delete'] as const) nads.on(ev, (o) => this.#onOwned(o));
       this.nads = nads;
       nads.start();
-      if (this.#started) await nads.waitForSync();
+      // Bounded by stop(): a NAD informer that cannot sync (RBAC) must not pin this probe.
+      if (this.#started) await nads.waitForSync(this.#context.signal).catch(() => {});
     }
     if (mode !== this.#mode) {
       this.log.info({ mode }, 'materialization mode changed');
@@ -302,15 +357,23 @@ export class NetworkController {
         const log = this.log.child({ key, worker: id });
         const end = this.#metrics.duration.startTimer();
         try {
-          await this.reconcile(key, log);
+          const result = await this.reconcile(key, log);
           this.queue.forget(key);
+          if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
           this.#metrics.total.inc({ result: 'success' });
         } catch (err) {
-          if (httpCode(err) === 409) {
-            // Somebody wrote the object since our cache saw it: retry now on fresher data.
-            log.debug('conflict; requeued');
+          if (this.#context.signal.aborted) {
+            // Leadership ended or stopping: the request was cancelled on purpose.
+            log.debug({ err: errSummary(err) }, 'reconcile cancelled');
+            this.#metrics.total.inc({ result: 'cancelled' });
+          } else if (httpCode(err) === 409) {
+            // Somebody wrote the object since our cache saw it. Retry through the rate
+            // limiter, as controller-runtime does: the cache that produced the conflict may
+            // stay stale for a while (watch down, informer in backoff), and an immediate
+            // requeue would then hammer the apiserver at request speed.
+            log.debug({ requeues: this.queue.numRequeues(key) }, 'conflict; requeued with backoff');
             this.#metrics.total.inc({ result: 'conflict' });
-            this.queue.add(key);
+            this.queue.addRateLimited(key);
           } else {
             this.#metrics.total.inc({ result: 'error' });
             this.#metrics.errors.inc();
@@ -330,23 +393,28 @@ export class NetworkController {
     }
   }
 
-  /** One pass of the control loop for one key. Throws to requeue with backoff. */
-  async reconcile(key: string, log: Logger = this.log.child({ key })): Promise<void> {
+  /**
+   * One pass of the control loop for one key. Throws to requeue with backoff; returns
+   * requeueAfterMs to be looked at again later although nothing failed.
+   */
+  async reconcile(key: string, log: Logger = this.log.child({ key })): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     let net = this.networks.get(name, namespace);
     if (!net) {
-      // Deleted: the finalizer already ran cleanup, the garbage collector takes the rest.
+      // Deleted: the garbage collector removes what it owned (owner references).
       log.debug('not found; nothing to do');
-      return;
+      return {};
     }
-    if (net.metadata?.deletionTimestamp) {
-      await this.#finalize(net, log);
-      return;
+    if (hasFinalizer(net)) {
+      // Migration: earlier versions added this finalizer. Owner references already make the
+      // garbage collector delete the materialised objects; the finalizer only made deleting
+      // a Network (and its namespace) hang whenever netmesh was not running.
+      net = await this.#patchNetwork(net, {
+        finalizers: (net.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
+      });
+      log.info('legacy finalizer removed');
     }
-    if (!hasFinalizer(net)) {
-      net = await this.#patchNetwork(net, { finalizers: [...(net.metadata?.finalizers ?? []), FINALIZER] });
-      log.info('finalizer added');
-    }
+    if (net.metadata?.deletionTimestamp) return {}; // another finalizer holds it; nothing of ours to do
 
     const v = validateNetworkSpec(net.spec);
     let outcome: Outcome;
@@ -359,11 +427,42 @@ export class NetworkController {
         await this.#removeMaterialized(net, log);
         outcome = { kind: 'Overlap', blocker, message: overlapMessage(blocker), validation: v };
       } else {
-        const ref = await this.#materialize(net, v, log);
-        outcome = { kind: 'Ready', ref, validation: v };
+        let m: Materialized;
+        try {
+          m = await this.#materialize(net, v, log);
+        } catch (err) {
+          const code = httpCode(err);
+          if (this.#context.signal.aborted || (code !== 400 && code !== 403 && code !== 422)) throw err;
+          // The apiserver refuses the object itself (invalid, e.g. a name too long for
+          // "<name>-cni"; forbidden by RBAC or an admission policy): say so in the status, with
+          // one Event, and retry with backoff (the error) rather than fail silently.
+          const ref = desiredMaterialization(net, v, this.#mode).ref;
+          const why = statusMessage(err) ?? (err instanceof Error ? err.message : String(err));
+          await this.#writeStatus(
+            net,
+            {
+              kind: 'MaterializeFailed',
+              message: `the apiserver refused ${ref.kind} ${ref.namespace}/${ref.name} (${code}): ${why}`,
+              validation: v,
+            },
+            log,
+          );
+          throw err;
+        }
+        if (m.conflict === undefined) {
+          outcome = { kind: 'Ready', ref: m.ref, validation: v };
+        } else {
+          // Whatever we materialised before (e.g. in the other mode) goes; theirs stays.
+          await this.#removeMaterialized(net, log);
+          outcome = { kind: 'Conflict', message: conflictMessage(m.ref, m.conflict), validation: v };
+        }
       }
     }
     await this.#writeStatus(net, outcome, log);
+    // An object of somebody else's is not watched (the informers select netmesh's label), so
+    // look again now and then: the Network becomes Ready by itself once the name is free.
+    if (outcome.kind === 'Conflict') return { requeueAfterMs: this.#opts.conflictRecheckMs };
+    return {};
   }
 
   async #patchNetwork(net: Network, metadata: { finalizers: string[] }): Promise<Network> {
@@ -378,38 +477,71 @@ export class NetworkController {
         name,
         body: { metadata: { ...metadata, resourceVersion: net.metadata?.resourceVersion } },
       },
-      mergePatch,
+      requestOptions({ signal: this.#request(), contentType: k8s.PatchStrategy.MergePatch }),
     )) as Network;
   }
 
+  /**
+   * Makes the object the CNI consumes match the Network, writing only objects that carry
+   * netmesh's ownership mark (see foreignHolder). Returns `conflict` (who holds the name)
+   * instead of writing when the name belongs to someone else.
+   *
+   * Nothing here can race a user creating the object: an absent object is created with POST,
+   * which fails with AlreadyExists if anyone created it first (never overwrites); an existing
+   * one is judged from what was read and then applied with that read's resourceVersion as a
+   * precondition, so a change of hands in between gets 409 and a fresh decision.
+   */
   async #materialize(
     net: Network,
     v: Extract<ReturnType<typeof validateNetworkSpec>, { ok: true }>,
     log: Logger,
-  ) {
+  ): Promise<Materialized> {
     const mode = this.#mode;
     const { object, ref } = desiredMaterialization(net, v, mode);
-    const live: Owned | undefined =
-      mode === 'ConfigMap'
-        ? this.configMaps.get(ref.name, ref.namespace)
-        : this.nads?.get(ref.name, ref.namespace);
+    const client = this.#clients[mode];
+    let live: Owned | undefined = this.#cached(mode, ref.name, ref.namespace);
+    if (!live) {
+      try {
+        await client.create(object, this.#request());
+        log.info({ kind: ref.kind, name: ref.name }, 'materialized object created');
+        await this.#deleteOwned(net, otherMode(mode), log);
+        return { ref };
+      } catch (err) {
+        if (httpCode(err) !== 409 || statusReason(err) !== 'AlreadyExists') throw err;
+      }
+      // The name is taken (our cache is behind, or someone else's object, which our
+      // label-selected informers never see): judge the object itself.
+      live = await client.get(ref.namespace, ref.name, this.#request());
+      if (!live)
+        throw new Error(`${ref.kind} ${ref.namespace}/${ref.name} vanished after AlreadyExists; retrying`);
+    }
+    const holder = foreignHolder(live, net);
+    if (holder !== undefined) {
+      log.warn(
+        { kind: ref.kind, name: ref.name, holder },
+        'object name held by someone else; not touching it',
+      );
+      return { ref, conflict: holder };
+    }
     if (!materializationUpToDate(live, object)) {
-      await this.#objects.patch(
-        object,
-        undefined,
-        undefined,
-        FIELD_MANAGER,
-        true,
-        k8s.PatchStrategy.ServerSideApply,
+      await client.apply(
+        { ...object, metadata: { ...object.metadata, resourceVersion: live.metadata?.resourceVersion } },
+        this.#request(),
       );
-      log.info(
-        { kind: ref.kind, name: ref.name, repaired: live !== undefined },
-        live ? 'materialized object repaired' : 'materialized object applied',
-      );
+      log.info({ kind: ref.kind, name: ref.name }, 'materialized object repaired');
     }
     // A Network materialised in the other mode before (Multus installed or removed since).
-    await this.#deleteOwned(net, mode === 'ConfigMap' ? 'NetworkAttachmentDefinition' : 'ConfigMap', log);
-    return ref;
+    await this.#deleteOwned(net, otherMode(mode), log);
+    return { ref };
+  }
+
+  /** The signal for one request: the controller's context, and a timeout. */
+  #request(): AbortSignal {
+    return deadline(this.#context.signal, this.#opts.requestTimeoutMs);
+  }
+
+  #cached(kind: MaterializeMode, name: string, namespace: string): Owned | undefined {
+    return kind === 'ConfigMap' ? this.configMaps.get(name, namespace) : this.nads?.get(name, namespace);
   }
 
   async #removeMaterialized(net: Network, log: Logger): Promise<void> {
@@ -420,19 +552,21 @@ export class NetworkController {
   async #deleteOwned(net: Network, kind: MaterializeMode, log: Logger): Promise<boolean> {
     const namespace = net.metadata!.namespace!;
     const name = kind === 'ConfigMap' ? configMapName(net.metadata!.name!) : net.metadata!.name!;
-    const live =
-      kind === 'ConfigMap' ? this.configMaps.get(name, namespace) : this.nads?.get(name, namespace);
-    if (!live?.metadata?.ownerReferences?.some((o) => o.uid === net.metadata?.uid)) return false;
-    try {
-      await this.#objects.delete({
-        apiVersion: live.apiVersion ?? (kind === 'ConfigMap' ? 'v1' : `${NAD_GROUP}/v1`),
-        kind,
-        metadata: { name, namespace },
-      });
-      log.info({ kind, name }, 'materialized object deleted');
-    } catch (err) {
-      if (httpCode(err) !== 404) throw err;
-    }
+    const live = this.#cached(kind, name, namespace);
+    if (!live || !controlledBy(live, net)) return false;
+    // Preconditions: delete exactly the object the cache showed as ours. If it was replaced
+    // (new UID) or changed hands since (new resourceVersion), the apiserver answers 409 and
+    // the retry decides again on fresher data.
+    await this.#clients[kind].delete(
+      namespace,
+      name,
+      {
+        ...(live.metadata?.uid ? { uid: live.metadata.uid } : {}),
+        ...(live.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
+      },
+      this.#request(),
+    );
+    log.info({ kind, name }, 'materialized object deleted');
     return true;
   }
 
@@ -445,25 +579,11 @@ export class NetworkController {
     const body = { status: { gateway: null, usableAddresses: null, materialized: null, ...next } };
     await this.#custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body },
-      mergePatch,
+      requestOptions({ signal: this.#request(), contentType: k8s.PatchStrategy.MergePatch }),
     );
     log.info({ phase: next.phase, reason: next.conditions?.[0]?.reason }, 'status updated');
     const event = transitionEvent(net.status, next);
-    if (event) await this.#events.record(net, event);
-  }
-
-  async #finalize(net: Network, log: Logger): Promise<void> {
-    if (!hasFinalizer(net)) return;
-    const removed = await this.#removeMaterialized(net, log);
-    await this.#patchNetwork(net, {
-      finalizers: (net.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
-    });
-    log.info({ removedMaterialized: removed }, 'cleanup done; finalizer removed');
-    await this.#events.record(net, {
-      type: 'Normal',
-      reason: 'CleanedUp',
-      message: 'network definition removed; finalizer released',
-    });
+    if (event) await this.#events.record(net, event, this.#request());
   }
 }
 

@@ -1,14 +1,16 @@
 // Hosting the Network controller in a process: leader election decides which replica works,
 // the health server reports it, signals drain it. Used by `netmesh operator` and `netmesh run`.
 import { hostname } from 'node:os';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { setLeader } from '../runtime/metrics.ts';
 import type { DefaultControllerRateLimiterOptions } from '../runtime/queue/index.ts';
-import { BootstrapCopier } from './bootstrap.ts';
+import { BootstrapCopier, type CopyOwner } from './bootstrap.ts';
 import { NetworkController } from './controller.ts';
+import { EventRecorder } from './events.ts';
+import { FIELD_MANAGER } from './model.ts';
 
 export interface OperatorOptions {
   kc: KubeConfig;
@@ -26,10 +28,20 @@ export interface OperatorOptions {
   multusProbeIntervalMs?: number;
   rateLimiter?: DefaultControllerRateLimiterOptions;
   /**
+   * How long the leader waits for its caches before it reports why they are not synced
+   * (readiness, logs, a Warning Event CacheSyncTimeout on the Lease); it keeps waiting.
+   */
+  cacheSyncTimeoutMs?: number;
+  /**
    * Name of the Envoy bootstrap ConfigMap in `namespace` to copy into every namespace labelled
    * for injection (see bootstrap.ts); empty or undefined: no copies.
    */
   envoyBootstrapConfigMap?: string | undefined;
+  /**
+   * Cluster-scoped object owning every copy (netmesh run: its MutatingWebhookConfiguration),
+   * so that uninstalling netmesh garbage-collects them.
+   */
+  envoyBootstrapOwner?: CopyOwner | undefined;
   /** Called when leadership is lost: the process should exit so a fresh replica takes over. */
   onLostLeadership?: () => void;
 }
@@ -48,9 +60,37 @@ export function defaultIdentity(): string {
   return process.env['POD_NAME'] ?? `${hostname()}_${process.pid}`;
 }
 
+/** How long stop() lets the work wind down before it releases the Lease regardless. */
+const STOP_WORK_TIMEOUT_MS = 5_000;
+
+/**
+ * Starts leader election (or, without it, the work) and returns at once: nothing here waits
+ * for the caches, so the caller can serve health checks (and `netmesh run` its webhook) while
+ * the controller syncs, or reports why it cannot.
+ */
 export async function startOperator(opts: OperatorOptions): Promise<RunningOperator> {
   const identity = opts.identity ?? defaultIdentity();
   const log = opts.log.child({ component: 'operator' });
+  const leaseName = opts.leaseName ?? 'netmesh-operator';
+  const events = new EventRecorder({
+    core: opts.kc.makeApiClient(CoreV1Api),
+    component: FIELD_MANAGER,
+    instance: identity,
+    log,
+  });
+  // The Event goes on the Lease, the one object every replica of this operator shares
+  // (`kubectl describe lease` / `kubectl get events` in netmesh's namespace).
+  const reportSyncTimeout = (reason: string): void => {
+    void events.record(
+      {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: leaseName, namespace: opts.namespace },
+      },
+      { type: 'Warning', reason: 'CacheSyncTimeout', message: reason },
+      AbortSignal.timeout(10_000),
+    );
+  };
   const controller = new NetworkController({
     kc: opts.kc,
     log,
@@ -61,6 +101,8 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       ? { multusProbeIntervalMs: opts.multusProbeIntervalMs }
       : {}),
     ...(opts.rateLimiter ? { rateLimiter: opts.rateLimiter } : {}),
+    ...(opts.cacheSyncTimeoutMs !== undefined ? { cacheSyncTimeoutMs: opts.cacheSyncTimeoutMs } : {}),
+    onCacheSyncTimeout: (reason) => reportSyncTimeout(`network controller: ${reason}`),
   });
   const copier = opts.envoyBootstrapConfigMap
     ? new BootstrapCopier({
@@ -69,45 +111,83 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
         registry: opts.registry,
         namespace: opts.namespace,
         name: opts.envoyBootstrapConfigMap,
+        owner: opts.envoyBootstrapOwner,
+        identity,
+        ...(opts.cacheSyncTimeoutMs !== undefined ? { cacheSyncTimeoutMs: opts.cacheSyncTimeoutMs } : {}),
+        onCacheSyncTimeout: (reason) => reportSyncTimeout(`Envoy bootstrap copier: ${reason}`),
       })
     : undefined;
-  const startWork = async (): Promise<void> => {
-    await controller.start();
-    await copier?.start();
+  // `signal` is the leadership: when it fires, every request of the work is cancelled at once
+  // (fencing), before stopWork has even begun. The two parts start independently: the copier
+  // does not wait for the Network caches (a missing CRD must not stop the sidecars' bootstrap).
+  const startWork = async (signal: AbortSignal): Promise<void> => {
+    await Promise.all([controller.start(signal), copier?.start(signal)]);
   };
+  // Both stops cancel their requests and their cache waits at once, so this is quick even
+  // while a start is still waiting for caches that will never sync.
   const stopWork = async (): Promise<void> => {
-    await copier?.stop();
-    await controller.stop();
+    await Promise.all([copier?.stop(), controller.stop()]);
+  };
+  const workReady = (): true | string => {
+    const c = controller.ready();
+    if (c !== true) return c;
+    return copier?.ready() ?? true;
   };
   let leading = false;
+  let stopRequested = false;
   let starting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
+  const begin = (signal: AbortSignal): void => {
+    starting = startWork(signal).catch((err: unknown) => {
+      // A start cut short by stop or by the end of the leadership is not a failure.
+      if (signal.aborted || stopRequested) return;
+      log.error({ err }, 'controller failed to start');
+      opts.onLostLeadership?.();
+    });
+  };
   // Idempotent: a stopped controller (its queue shut down) is never restarted; a replica that
   // loses the lease exits and comes back as a fresh standby.
   const stopController = (): Promise<void> => {
+    stopRequested = true;
     stopping ??= (async () => {
-      await starting;
       await stopWork();
+      await starting;
     })();
     return stopping;
+  };
+  // Bounded: the Lease must be released within the grace period whatever the work does.
+  const stopControllerWithin = async (ms: number): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      stopController().then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), ms);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) log.warn({ ms }, 'the controller did not stop in time; going on with the shutdown');
   };
 
   if (opts.leaderElect === false) {
     leading = true;
-    await startWork();
+    const context = new AbortController();
+    begin(context.signal);
     return {
       controller,
       identity,
       isLeader: () => true,
-      ready: () => (controller.ready() ? true : 'controller caches not synced or workers not running'),
-      stop: stopWork,
+      ready: workReady,
+      stop: async () => {
+        context.abort(new Error('stopping'));
+        await stopControllerWithin(STOP_WORK_TIMEOUT_MS);
+      },
     };
   }
 
   const elector = new LeaderElector({
     kc: opts.kc,
     namespace: opts.namespace,
-    name: opts.leaseName ?? 'netmesh-operator',
+    name: leaseName,
     identity,
     leaseDurationMs: opts.leaseDurationMs ?? 15_000,
     renewDeadlineMs: opts.renewDeadlineMs ?? 10_000,
@@ -117,10 +197,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       leading = true;
       setLeader(opts.registry, true);
       log.info({ identity }, 'became leader; starting the controller');
-      starting = startWork().catch((err: unknown) => {
-        log.error({ err }, 'controller failed to start');
-        opts.onLostLeadership?.();
-      });
+      begin(signal);
       // Whatever ends the leadership ends the work at once: two replicas must never reconcile together.
       signal.addEventListener('abort', () => void stopController(), { once: true });
     },
@@ -143,12 +220,13 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     isLeader: () => leading,
     ready: () => {
       if (!leading) return true;
-      return controller.ready() ? true : 'leader: controller caches not synced or workers not running';
+      const r = workReady();
+      return r === true ? true : `leader: ${r}`;
     },
     stop: async () => {
-      // Stop working first (in-flight reconciles finish; the backlog is left to the next
+      // Stop working first (requests in flight are cancelled; the backlog is left to the next
       // leader, whose informers list everything anyway), then hand the lease over at once.
-      if (starting) await stopController();
+      if (starting) await stopControllerWithin(STOP_WORK_TIMEOUT_MS);
       await elector.release();
     },
   };

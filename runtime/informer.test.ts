@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { KubeConfig, type KubernetesListObject, type V1ConfigMap } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { Informer, type InformerOptions, type WatchTransport } from './informer.ts';
+import { Informer, type InformerOptions, type WatchTransport, waitForCacheSync } from './informer.ts';
 import { FakeClock } from './queue/index.ts';
 
 interface WatchCall {
@@ -429,5 +429,71 @@ describe('Informer', () => {
     assert.match(text, /netmesh_informer_synced\{informer="other"\} 0/);
     await h.inf.stop();
     await other.stop();
+  });
+});
+
+describe('waitForCacheSync', () => {
+  const notFound = () =>
+    Object.assign(new Error('HTTP-Code: 404'), {
+      code: 404,
+      body: JSON.stringify({
+        kind: 'Status',
+        reason: 'NotFound',
+        message: 'the server could not find the requested resource',
+      }),
+    });
+
+  it('reports, once, why the caches are not synced at the deadline, keeps waiting, and resolves once they sync', async () => {
+    // The list fails (a missing CRD) until the third attempt.
+    const h = harness([notFound(), notFound(), listOf('5', cm('a', '1'))]);
+    const reasons: string[] = [];
+    h.inf.start();
+    let synced = false;
+    const waiting = waitForCacheSync([h.inf], {
+      signal: new AbortController().signal,
+      timeoutMs: 1_500,
+      onTimeout: (r) => reasons.push(r),
+      clock: h.clock,
+    }).then(() => {
+      synced = true;
+    });
+    await settle();
+    h.clock.step(1_600);
+    await settle();
+    assert.equal(reasons.length, 1);
+    assert.match(
+      reasons[0]!,
+      /^cache sync timed out after 1\.5 s: informer test: 404 the server could not find/,
+    );
+    assert.equal(synced, false, 'still waiting after the report');
+    for (let i = 0; i < 40 && !synced; i++) {
+      h.clock.step(1_000);
+      await settle();
+    }
+    await waiting;
+    assert.equal(h.inf.hasSynced(), true);
+    assert.equal(h.inf.lastError(), undefined, 'cleared once the watch connects');
+    assert.equal(reasons.length, 1, 'reported once');
+    await h.inf.stop();
+  });
+
+  it('rejects when the signal aborts (stop, leadership lost), without reporting', async () => {
+    const h = harness([notFound()]);
+    h.inf.start();
+    const stop = new AbortController();
+    const reasons: string[] = [];
+    const waiting = waitForCacheSync([h.inf], {
+      signal: stop.signal,
+      timeoutMs: 60_000,
+      onTimeout: (r) => reasons.push(r),
+      clock: h.clock,
+    });
+    stop.abort(new Error('leadership lost'));
+    await assert.rejects(waiting, /leadership lost/);
+    h.clock.step(61_000);
+    await settle();
+    assert.deepEqual(reasons, []);
+    assert.equal(h.clock.pendingTimers() > 0, true, 'the informer itself keeps retrying until stopped');
+    await h.inf.stop();
   });
 });

@@ -271,6 +271,8 @@ export class Informer<T extends KubernetesObject> {
   #synced = false;
   #restarts = 0;
   #failures = 0;
+  /** The last list/watch failure since the last successful (re)connect, for diagnostics. */
+  #lastError: string | undefined;
   #lastActivity: number;
   #restartTimer: TimerHandle | undefined;
   #watchdogTimer: TimerHandle | undefined;
@@ -320,6 +322,15 @@ export class Informer<T extends KubernetesObject> {
   /** True once the first list has been applied to the cache; stays true across restarts. */
   hasSynced(): boolean {
     return this.#synced;
+  }
+
+  /**
+   * Why the informer is not listing/watching right now: the apiserver's answer to its last
+   * failed list or watch (e.g. 404 for a missing CRD, 403 for missing RBAC), until a watch
+   * connects again.
+   */
+  lastError(): string | undefined {
+    return this.#lastError;
   }
 
   waitForSync(signal?: AbortSignal): Promise<void> {
@@ -524,6 +535,7 @@ export class Informer<T extends KubernetesObject> {
 
   #onWatchConnected(): void {
     this.#touch();
+    this.#lastError = undefined;
     if (this.#failures > 0) this.#log.info({ failures: this.#failures }, 'informer watch re-established');
     this.#failures = 0;
   }
@@ -534,6 +546,7 @@ export class Informer<T extends KubernetesObject> {
     if (!this.#started || this.#restartTimer) return;
     const delay = backoffDelayMs(this.#failures, this.#opts.backoff, this.#random);
     this.#failures++;
+    this.#lastError = summarize(describeError(err));
     this.#log.warn(
       { err: describeError(err), failures: this.#failures, retryInMs: Math.round(delay) },
       'informer list/watch failed; restarting after backoff',
@@ -580,6 +593,43 @@ export class Informer<T extends KubernetesObject> {
     if (which === 'restart') this.#restartTimer = undefined;
     else this.#watchdogTimer = undefined;
   }
+}
+
+function summarize(d: Record<string, unknown>): string {
+  const code = d['code'] ?? d['statusCode'];
+  const text = d['status'] ?? d['message'] ?? 'unknown error';
+  return `${code !== undefined ? `${String(code)} ` : ''}${String(text)}`;
+}
+
+/**
+ * Waits until every informer has synced. Rejects when `signal` aborts (stop, leadership lost)
+ * and otherwise never gives up: once `timeoutMs` has passed it calls `onTimeout` once with the
+ * reason (which informers, and the apiserver's last answer to each), so that the caller can
+ * report it (readiness, logs, an Event) while the informers keep retrying with backoff. A
+ * missing CRD or RBAC rule therefore shows up at once but heals without a restart.
+ */
+export async function waitForCacheSync(
+  informers: readonly Informer<KubernetesObject>[],
+  opts: { signal: AbortSignal; timeoutMs: number; onTimeout: (reason: string) => void; clock?: Clock },
+): Promise<void> {
+  const clock = opts.clock ?? realClock;
+  const timer = clock.setTimeout(() => {
+    const pending = informers.filter((i) => !i.hasSynced());
+    if (pending.length === 0) return;
+    const detail = pending
+      .map((i) => `informer ${i.name}: ${i.lastError() ?? 'no answer from the apiserver yet'}`)
+      .join('; ');
+    opts.onTimeout(`cache sync timed out after ${formatSeconds(opts.timeoutMs)}: ${detail}`);
+  }, opts.timeoutMs);
+  try {
+    await Promise.all(informers.map((i) => i.waitForSync(opts.signal)));
+  } finally {
+    clock.clearTimeout(timer);
+  }
+}
+
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
 function defaultTransport(kc: KubeConfig, inactivityTimeoutMs: number | undefined, log: Logger): Watch {

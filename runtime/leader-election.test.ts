@@ -208,7 +208,7 @@ describe('LeaderElector (fake clock, in-memory lease)', () => {
     await a.elector.release();
   });
 
-  it('a leader whose lease was taken over steps down at its renew deadline', async () => {
+  it('a leader that reads another holder in its lease steps down at once, not at its renew deadline', async () => {
     const clock = new FakeClock(0);
     const store = new MemoryLeases();
     const a = candidate('a', store, clock);
@@ -221,7 +221,13 @@ describe('LeaderElector (fake clock, in-memory lease)', () => {
       spec: { ...lease.spec, holderIdentity: 'intruder' },
       metadata: { ...lease.metadata, resourceVersion: String(++store.rv) },
     };
+    const t0 = clock.now();
     while (a.elector.isLeader()) await advance(clock, 100);
+    // Its next renewal (one retry period later) reads the intruder: from then on it knows it
+    // lost, and leading until the renew deadline (10 s) would let it write beside the new
+    // leader.
+    assert.ok(clock.now() - t0 <= 2_000, `stepped down after ${clock.now() - t0} ms`);
+    assert.equal(a.signals[0]?.aborted, true);
     assert.deepEqual(a.events, ['leader:a', 'started', 'leader:intruder', 'stopped:lost']);
     assert.equal(a.elector.leader(), 'intruder');
     await a.elector.stop();

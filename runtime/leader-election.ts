@@ -13,6 +13,9 @@
  *   of the last successful attempt, and enforced by a timer so a hung request cannot delay it)
  *   it stops leading: the signal given to onStartedLeading is aborted and onStoppedLeading is
  *   called. It then keeps campaigning like any candidate.
+ * - Unlike client-go, a leader that reads the Lease and finds another holder in it (a forced
+ *   takeover, or renewals that never landed) stops leading at once instead of at the renew
+ *   deadline: its work must stop writing (the signal) as soon as it can know it lost.
  * - release() stops, then writes an empty holder with leaseDurationSeconds 1 so a standby
  *   takes over at its next attempt. stop() stops without releasing: the lease then expires
  *   leaseDuration after the others last saw it renewed.
@@ -299,7 +302,19 @@ export class LeaderElector {
     this.#observe(lease);
     const d = decideLeaseAction(this.#observed, this.#clock.now(), this.identity, decisionOpts());
     if (d.action !== 'update') {
-      if (d.action === 'wait') this.#log.trace({ holder: d.holder }, 'lease held by another candidate');
+      if (d.action === 'wait') {
+        this.#log.trace({ holder: d.holder }, 'lease held by another candidate');
+        if (this.#leading) {
+          // Fencing: the lease names someone else (taken over, or our renewals did not land).
+          // We know now that we lost; leading on until the renew deadline would let our
+          // work write beside the new leader's for up to renewDeadline.
+          this.#log.warn(
+            { holder: d.holder },
+            'the lease is held by another candidate; stopping leading now',
+          );
+          this.#stepDown('lost');
+        }
+      }
       return false;
     }
     try {

@@ -72,6 +72,13 @@ export const operatorFlags = {
       'copy this ConfigMap of --namespace (the Envoy bootstrap the sidecar mounts) into every namespace labelled netmesh.io/injection=enabled; empty: off',
     env: 'NETMESH_ENVOY_BOOTSTRAP_CONFIGMAP',
   },
+  'cache-sync-timeout': {
+    type: 'string',
+    description:
+      'how long the leader waits for its caches before reporting why they are not synced (readiness, logs, Event); it keeps waiting',
+    env: 'NETMESH_CACHE_SYNC_TIMEOUT',
+    default: '2m',
+  },
   'retry-base-delay': {
     type: 'string',
     description: 'per-item retry backoff start',
@@ -160,6 +167,7 @@ export function operatorOptionsFromFlags(
     retryPeriodMs,
     envoyBootstrapConfigMap: v['envoy-bootstrap-configmap'] || undefined,
     multusProbeIntervalMs: durationFlag('multus-probe-interval', v['multus-probe-interval'], 30_000),
+    cacheSyncTimeoutMs: durationFlag('cache-sync-timeout', v['cache-sync-timeout'], 120_000),
     rateLimiter: {
       baseDelayMs: durationFlag('retry-base-delay', v['retry-base-delay'], 5),
       maxDelayMs: durationFlag('retry-max-delay', v['retry-max-delay'], 1_000_000),

@@ -6,6 +6,7 @@ import { startOperator } from '../../operator/main.ts';
 import { startHealthServer } from '../../runtime/health-server.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { startWebhook } from '../../webhook/start.ts';
+import { DEFAULT_WEBHOOK_CONFIG_NAME } from '../../webhook/webhook-config.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
 import { parseFlags } from '../flags.ts';
 import { operatorFlags, operatorOptionsFromFlags, parseListen, serveUntilSignal } from './common.ts';
@@ -55,6 +56,13 @@ export async function run(argv: string[]): Promise<number> {
     });
     operator = await startOperator({
       ...operatorOptions,
+      // The bootstrap copies exist for the webhook's sidecars: they go when its configuration
+      // goes (helm uninstall), through garbage collection.
+      envoyBootstrapOwner: {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'MutatingWebhookConfiguration',
+        name: webhookOptions.webhookConfigName ?? DEFAULT_WEBHOOK_CONFIG_NAME,
+      },
       kc,
       log,
       registry,
@@ -69,7 +77,13 @@ export async function run(argv: string[]): Promise<number> {
     await health.close();
     throw err;
   }
-  health.addReadinessCheck('operator', () => operator.ready());
+  // Every replica serves the webhook, whatever the controller does: the operator's state is
+  // shown (/readyz?verbose) but never takes the replica, and with it the webhook, out of the
+  // Service. A leader whose caches cannot sync reports why there, in its logs and in an Event.
+  health.addReadinessCheck('operator', () => {
+    const r = operator.ready();
+    return { ok: true, detail: r === true ? (operator.isLeader() ? 'leader, working' : 'standby') : r };
+  });
   started = true;
   log.info({ identity: operator.identity, webhook: webhook.url, health: health.port }, 'netmesh running');
   await serveUntilSignal(log, async () => {

@@ -230,7 +230,7 @@ describe('runtime LeaderElector (real apiserver)', () => {
     await standby.elector.release();
   });
 
-  test('a leader that cannot renew (lease taken by someone else) stops leading at its renew deadline', async () => {
+  test('a leader that finds the lease taken by someone else stops leading at its next renewal, not at its renew deadline', async () => {
     const [c] = candidates('intruder', 'victim');
     assert.ok(c);
     c.elector.start();
@@ -246,7 +246,9 @@ describe('runtime LeaderElector (real apiserver)', () => {
       intervalMs: 20,
     });
     const took = Date.now() - t0;
-    assert.ok(took <= TIMINGS.renewDeadlineMs + 500, `stepped down after ${took} ms`);
+    // Fencing: once the leader has read another holder it knows it lost; waiting for the renew
+    // deadline would let it write for up to 3 s more while someone else leads.
+    assert.ok(took <= TIMINGS.retryPeriodMs + 700, `stepped down after ${took} ms`);
     assert.deepEqual(c.events.slice(-2), ['leader:intruder', 'stopped:lost']);
     assert.equal(c.signals[0]?.aborted, true);
     assert.equal(c.elector.leader(), 'intruder');

@@ -410,6 +410,18 @@ describe('validateNetworkSpec', () => {
     return result.message;
   };
 
+  test('inputs longer than the CRD allows: a short message that does not quote them whole', () => {
+    const cidr = invalid({ cidr: 'x'.repeat(40_000) });
+    assert.match(cidr, /^cidr "x{24}…" is 40000 characters long: a CIDR has at most 49/);
+    assert.ok(cidr.length < 200);
+    const gateway = invalid({ cidr: '10.0.0.0/24', gateway: '1'.repeat(5_000) });
+    assert.match(gateway, /^gateway "1{24}…" is 5000 characters long: an address has at most 45$/);
+    // The longest valid texts still pass (the CRD's maxLength).
+    ok({
+      cidr: 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.0/128'.replace('255.255.255.0', '255.255.255.255'),
+    });
+  });
+
   test('defaults the gateway to the first usable address', () => {
     const v4 = ok({ cidr: '10.0.0.0/24' });
     assert.equal(v4.canonicalCidr, '10.0.0.0/24');

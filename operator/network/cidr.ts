@@ -370,6 +370,14 @@ export type NetworkSpecValidation =
     }
   | { ok: false; reason: 'Invalid'; message: string };
 
+/** spec.cidr and spec.gateway maxLength in the CRD. */
+export const MAX_CIDR_TEXT = 49;
+export const MAX_GATEWAY_TEXT = 45;
+
+function excerpt(text: string): string {
+  return `"${text.slice(0, 24)}…"`;
+}
+
 /**
  * Validates a Network spec. Messages are short sentences meant for a status condition.
  * An empty gateway string is rejected rather than defaulted so a typo does not silently
@@ -383,6 +391,13 @@ export function validateNetworkSpec(
   if (spec.cidr === undefined || spec.cidr === null || spec.cidr === '')
     return invalid('spec.cidr is required');
   if (typeof spec.cidr !== 'string') return invalid('spec.cidr must be a string such as "10.0.0.0/24"');
+  // The CRD's maxLength, for apiservers that did not enforce it: the messages quote the input,
+  // and a status condition must stay small (the apiserver caps its message at 32 KiB).
+  if (spec.cidr.length > MAX_CIDR_TEXT) {
+    return invalid(
+      `cidr ${excerpt(spec.cidr)} is ${spec.cidr.length} characters long: a CIDR has at most ${MAX_CIDR_TEXT} (e.g. "10.0.0.0/24")`,
+    );
+  }
   const parsed = tryParseCidr(spec.cidr);
   if (!parsed.ok) return invalid(parsed.error.message);
   const cidr = parsed.value;
@@ -403,6 +418,11 @@ export function validateNetworkSpec(
   }
   if (typeof spec.gateway !== 'string') return invalid('spec.gateway must be a string such as "10.0.0.1"');
   if (spec.gateway === '') return invalid('spec.gateway is empty; omit it to use the first usable address');
+  if (spec.gateway.length > MAX_GATEWAY_TEXT) {
+    return invalid(
+      `gateway ${excerpt(spec.gateway)} is ${spec.gateway.length} characters long: an address has at most ${MAX_GATEWAY_TEXT}`,
+    );
+  }
   const gatewayText = spec.gateway;
   const ip = tryParseIpAs(gatewayText, 'gateway');
   if (!ip.ok) return invalid(ip.error.message);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { hostRunArgs, installChart } from '../../cluster/chart.ts';
 import { freePort } from '../../cluster/controlplane.ts';
+import { Inspector, type Memory, mb } from '../../cluster/inspector.ts';
 import { type NetmeshProcess, startNetmesh } from '../../cluster/netmesh-process.ts';
 import { deleteNamespace, eventually } from '../support.ts';
 import {
@@ -17,7 +18,6 @@ import {
   ownControlPlane,
   SYSTEM_NS,
 } from './harness.ts';
-import { Inspector, type Memory, mb } from '../../cluster/inspector.ts';
 
 const NETWORKS = Number(process.env['NETMESH_FAULT_NETWORKS'] ?? 10_000);
 const NAMESPACES = Number(process.env['NETMESH_FAULT_NAMESPACES'] ?? 5_000);

@@ -132,16 +132,16 @@ export function requiredPermissions(opts: {
       p(v, 'networks', 'reconcile Networks', { group: 'netmesh.io' }),
     ),
     p('patch', 'networks', 'write Network status', { group: 'netmesh.io', subresource: 'status' }),
-    p('update', 'networks', 'release the cleanup finalizer', {
+    p('update', 'networks', 'set blockOwnerDeletion on what a Network owns', {
       group: 'netmesh.io',
       subresource: 'finalizers',
     }),
-    ...['get', 'list', 'watch', 'create', 'patch', 'delete'].map((v) =>
+    ...['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'].map((v) =>
       p(v, 'configmaps', 'materialise Networks and copy the Envoy bootstrap'),
     ),
     p('create', 'events', 'record Events'),
     ...['get', 'list', 'watch'].map((v) => p(v, 'namespaces', 'read namespace labels')),
-    ...['get', 'update'].map((v) =>
+    ...['get', 'update', 'patch'].map((v) =>
       p(v, 'leases', 'leader election', {
         group: 'coordination.k8s.io',
         namespace: opts.namespace,
@@ -149,6 +149,13 @@ export function requiredPermissions(opts: {
       }),
     ),
   ];
+  // Read in both certificate modes: the configuration owns the Envoy bootstrap copies.
+  out.push(
+    p('get', 'mutatingwebhookconfigurations', 'own the Envoy bootstrap copies', {
+      group: 'admissionregistration.k8s.io',
+      name: opts.fullname,
+    }),
+  );
   if (opts.selfManagedCerts) {
     out.push(
       ...['get', 'patch'].map((v) =>
@@ -157,12 +164,10 @@ export function requiredPermissions(opts: {
           name: opts.tlsSecret,
         }),
       ),
-      ...['get', 'patch'].map((v) =>
-        p(v, 'mutatingwebhookconfigurations', 'patch the caBundle', {
-          group: 'admissionregistration.k8s.io',
-          name: opts.fullname,
-        }),
-      ),
+      p('patch', 'mutatingwebhookconfigurations', 'patch the caBundle', {
+        group: 'admissionregistration.k8s.io',
+        name: opts.fullname,
+      }),
     );
   }
   return out;

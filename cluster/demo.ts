@@ -240,7 +240,7 @@ export async function runDemo(): Promise<void> {
   } finally {
     if (!cluster.owned) {
       // On a cluster we did not create, leave it as we found it (the CRD stays, as with helm).
-      // Pods end at once; the namespace goes while netmesh still runs to release the finalizer.
+      // Pods end at once; the namespace goes while netmesh still runs (it removes its copies).
       d.k(['delete', 'pods', '--all', '-n', DEMO_NS, '--grace-period=0', '--force', '--ignore-not-found']);
       d.k(['delete', 'namespace', DEMO_NS, '--ignore-not-found', '--wait=true', '--timeout=60s']);
     }

@@ -15,7 +15,7 @@ import { buildProductImage, type ProductImage } from '../deploy/image/build.ts';
 import { UserFacingError } from '../lib/errors.ts';
 import { buildKubeconfig } from '../lib/kubeconfig.ts';
 import { createCertificateAuthority, generateRsaKeyPair, issueCertificate } from '../lib/pki.ts';
-import { ensureClusterBinaries, KUBERNETES_VERSION } from './build.ts';
+import { type ClusterBinaries, ensureClusterBinaries, KUBERNETES_VERSION } from './build.ts';
 import { ensureNodeImages, type LocalImage, PAUSE_IMAGE } from './images.ts';
 import { NODE_NETWORK } from './node/config.ts';
 import {
@@ -195,165 +195,145 @@ export function httpsGet(
   });
 }
 
-export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalCluster> {
-  const log = opts.log ?? ((s: string) => console.error(s));
-  const bins = await ensureClusterBinaries(log);
-  const started = Date.now();
-  const dir = mkdtempSync(join(tmpdir(), 'netmesh-cp-'));
-  ownDirectory(dir);
-  const processes: OwnedProcess[] = [];
-  let nodeHost: NodeHost | undefined;
-  let runtime: Promise<{ runtime: NodeRuntime; productImage: ProductImage }> | undefined;
-  let node: LocalNode | undefined;
-  let registry: LocalRegistry | undefined;
-  const specs = new Map<ComponentName, { bin: string; args: string[] }>();
-  let apiserverReady: () => Promise<boolean> = async () => false;
-  let etcdUrl = '';
-  const restartComponent = async (name: ComponentName, opts: { downMs?: number } = {}): Promise<void> => {
-    const spec = specs.get(name);
-    const i = processes.findIndex((p) => p.name === name);
-    if (!spec || i < 0) throw new Error(`no component ${name}`);
-    const old = processes[i]!;
-    old.child.kill('SIGKILL');
-    await old.exited;
-    if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
-    const next = spawnOwned(name, spec.bin, spec.args, { logDir: dir, stateDir: dir });
-    processes[i] = next;
-    if (name === 'kube-apiserver') await waitFor(name, next, 90_000, apiserverReady);
-    else if (name === 'etcd') await waitFor(name, next, 30_000, () => httpOk(`${etcdUrl}/health`));
+/** The cluster's certificates, as files in `dir/pki`, and kubeconfigs built from them. */
+function clusterPki(dir: string, server: string) {
+  const pki = join(dir, 'pki');
+  mkdirSync(pki);
+  const file = (name: string, content: string): string => {
+    const p = join(pki, name);
+    writeFileSync(p, content, { mode: 0o600 });
+    return p;
   };
-  const stop = async (): Promise<void> => {
-    // The node before the control plane: its teardown removes Pods through containerd.
-    await runtime?.catch(() => {});
-    if (node) await node.stop();
-    else nodeHost?.teardown();
-    releaseNodeState();
-    // A throwaway control plane needs no graceful shutdown: its etcd data goes with it.
-    await Promise.all([...processes, ...(registry ? [registry.process] : [])].map((p) => p.stop(1000)));
-    releaseDirectory(dir);
-  };
-
-  try {
-    // With a node, the apiserver listens on the bridge address (created here), which the
-    // kubelet, kube-proxy and Pods reach; without one, on loopback.
-    if (opts.node !== false) nodeHost = prepareNodeHost(bins, log);
-    const host = nodeHost ? NODE_NETWORK.nodeIp : '127.0.0.1';
-    // The node's container runtime needs no apiserver: images, registry and containerd start
-    // while the control plane does.
-    if (nodeHost) {
-      const h = nodeHost;
-      runtime = (async () => {
-        const [nodeImages, product] = await Promise.all([
-          ensureNodeImages(bins),
-          buildProductImage({ log: (s) => log(`  ${s}`) }),
-        ]);
-        const images: LocalImage[] = [...nodeImages, product];
-        registry = await startLocalRegistry(images, dir);
-        // Imported: what must be there without a pull (the sandbox image; netmesh, which the
-        // chart may run with pullPolicy Never). The rest is pulled from the registry on use.
-        const pause = nodeImages.find((i) => i.reference === PAUSE_IMAGE)!;
-        const rt = await startRuntime(h, {
-          imageArchives: [pause.archive, product.archive],
-          registryHost: registry.host,
-          log,
-        });
-        return { runtime: rt, productImage: product };
-      })();
-      // Awaited once the control plane is up; a control-plane failure must not leave it unhandled.
-      runtime.catch(() => {});
-    }
-    const pki = join(dir, 'pki');
-    mkdirSync(pki);
-    const file = (name: string, content: string): string => {
-      const p = join(pki, name);
-      writeFileSync(p, content, { mode: 0o600 });
-      return p;
-    };
-    const ca = createCertificateAuthority('netmesh-test-ca');
-    const serving = issueCertificate(ca, {
-      commonName: 'kube-apiserver',
-      usage: 'server',
-      ipAddresses: ['127.0.0.1', NODE_NETWORK.nodeIp, NODE_NETWORK.kubernetesServiceIp],
-      dnsNames: [
-        'localhost',
-        'kubernetes',
-        'kubernetes.default',
-        'kubernetes.default.svc',
-        'kubernetes.default.svc.cluster.local',
-      ],
+  const ca = createCertificateAuthority('netmesh-test-ca');
+  const client = (commonName: string, organizations: string[] = []) =>
+    issueCertificate(ca, { commonName, organizations, usage: 'client' });
+  const serving = issueCertificate(ca, {
+    commonName: 'kube-apiserver',
+    usage: 'server',
+    ipAddresses: ['127.0.0.1', NODE_NETWORK.nodeIp, NODE_NETWORK.kubernetesServiceIp],
+    dnsNames: [
+      'localhost',
+      'kubernetes',
+      'kubernetes.default',
+      'kubernetes.default.svc',
+      'kubernetes.default.svc.cluster.local',
+    ],
+  });
+  const admin = client('netmesh-admin', ['system:masters']);
+  const kubeletClient = client('kube-apiserver-kubelet-client', ['system:masters']);
+  const sa = generateRsaKeyPair();
+  const kubeconfigOf = (cert: { certPem: string; keyPem: string }, name: string): string =>
+    buildKubeconfig({
+      server,
+      caPem: ca.certPem,
+      user: { clientCertPem: cert.certPem, clientKeyPem: cert.keyPem },
+      userName: name,
     });
-    const client = (commonName: string, organizations: string[] = []) =>
-      issueCertificate(ca, { commonName, organizations, usage: 'client' });
-    const admin = client('netmesh-admin', ['system:masters']);
-    const kubeletClient = client('kube-apiserver-kubelet-client', ['system:masters']);
-    const sa = generateRsaKeyPair();
-    const caFile = file('ca.crt', ca.certPem);
-    const saKey = file('sa.key', sa.privateKeyPem);
+  /** A kubeconfig file for a component identity (CN = user name). */
+  const identity = (name: string, file: string): string => {
+    const path = join(dir, file);
+    writeFileSync(path, kubeconfigOf(client(name), name), { mode: 0o600 });
+    return path;
+  };
+  return {
+    ca,
+    caFile: file('ca.crt', ca.certPem),
+    servingCert: file('apiserver.crt', serving.certPem),
+    servingKey: file('apiserver.key', serving.keyPem),
+    saPub: file('sa.pub', sa.publicKeyPem),
+    saKey: file('sa.key', sa.privateKeyPem),
+    kubeletClientCert: file('kubelet-client.crt', kubeletClient.certPem),
+    kubeletClientKey: file('kubelet-client.key', kubeletClient.keyPem),
+    adminKubeconfig: kubeconfigOf(admin, 'netmesh-admin'),
+    adminTls: { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem },
+    identity,
+  };
+}
 
+/**
+ * etcd, kube-apiserver, kube-controller-manager and kube-scheduler in one temp dir, each in its
+ * own process group; components can be killed and restarted with the same flags.
+ */
+class ControlPlane {
+  readonly dir = mkdtempSync(join(tmpdir(), 'netmesh-cp-'));
+  readonly processes: OwnedProcess[] = [];
+  readonly #specs = new Map<ComponentName, { bin: string; args: string[] }>();
+  readonly #bins: ClusterBinaries;
+  readonly #host: string;
+  server = '';
+  etcdUrl = '';
+  pki!: ReturnType<typeof clusterPki>;
+
+  constructor(bins: ClusterBinaries, host: string) {
+    this.#bins = bins;
+    this.#host = host;
+    ownDirectory(this.dir);
+  }
+
+  #launch(name: ComponentName, bin: string, args: string[]): OwnedProcess {
+    this.#specs.set(name, { bin, args });
+    const p = spawnOwned(name, bin, args, { logDir: this.dir, stateDir: this.dir });
+    this.processes.push(p);
+    return p;
+  }
+
+  apiserverReady = async (): Promise<boolean> => {
+    const res = await httpsGet(`${this.server}/readyz`, this.pki.adminTls);
+    return res.status === 200 && res.body.trim() === 'ok';
+  };
+
+  async start(): Promise<void> {
     const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-    const server = `https://${host}:${apiPort}`;
-    const kubeconfigOf = (cert: { certPem: string; keyPem: string }, name: string): string =>
-      buildKubeconfig({
-        server,
-        caPem: ca.certPem,
-        user: { clientCertPem: cert.certPem, clientKeyPem: cert.keyPem },
-        userName: name,
-      });
-    const kubeconfig = kubeconfigOf(admin, 'netmesh-admin');
-    const kubeconfigPath = join(dir, 'admin.kubeconfig');
-    writeFileSync(kubeconfigPath, kubeconfig, { mode: 0o600 });
-    const spawnOpts = { logDir: dir, stateDir: dir };
-    const launch = (name: ComponentName, bin: string, args: string[]): OwnedProcess => {
-      specs.set(name, { bin, args });
-      const p = spawnOwned(name, bin, args, spawnOpts);
-      processes.push(p);
-      return p;
-    };
-    // Every successful or failed write, with the apiserver's own timestamps, beside the admin
-    // kubeconfig: tests that must prove what did (not) reach the apiserver read it
-    // (e2e/operator-support.ts auditLog). Kubelet and node-lease chatter is left out.
-    const auditPolicy = join(dir, 'audit-policy.yaml');
-    writeFileSync(auditPolicy, AUDIT_POLICY);
-    const tls = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
-    apiserverReady = async () => {
-      const res = await httpsGet(`${server}/readyz`, tls);
-      return res.status === 200 && res.body.trim() === 'ok';
-    };
-    etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    this.server = `https://${this.#host}:${apiPort}`;
+    this.etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    this.pki = clusterPki(this.dir, this.server);
+    await this.#startEtcd(peerPort);
+    await this.#startApiserver(apiPort);
+    await this.#startControllers();
+  }
 
-    const etcd = launch('etcd', bins.etcd, [
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+  async #startEtcd(peerPort: number): Promise<void> {
+    const peer = `http://127.0.0.1:${peerPort}`;
+    const etcd = this.#launch('etcd', this.#bins.etcd, [
+      `--data-dir=${join(this.dir, 'etcd')}`,
+      `--listen-client-urls=${this.etcdUrl}`,
+      `--advertise-client-urls=${this.etcdUrl}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=default=${peer}`,
       '--unsafe-no-fsync',
       '--log-level=warn',
     ]);
-    await waitFor('etcd', etcd, 30_000, () => httpOk(`http://127.0.0.1:${etcdPort}/health`));
+    await waitFor('etcd', etcd, 30_000, () => httpOk(`${this.etcdUrl}/health`));
+  }
 
-    const apiserver = launch('kube-apiserver', bins.kubeApiserver, [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      `--bind-address=${host}`,
-      `--advertise-address=${host}`,
-      `--secure-port=${apiPort}`,
+  async #startApiserver(port: number): Promise<void> {
+    const { pki, dir } = this;
+    // Every write, with the apiserver's own timestamps, beside the admin kubeconfig: tests that
+    // must prove what did (not) reach the apiserver read it (e2e/operator-support.ts auditLog).
+    const auditPolicy = join(dir, 'audit-policy.yaml');
+    writeFileSync(auditPolicy, AUDIT_POLICY);
+    const apiserver = this.#launch('kube-apiserver', this.#bins.kubeApiserver, [
+      `--etcd-servers=${this.etcdUrl}`,
+      `--bind-address=${this.#host}`,
+      `--advertise-address=${this.#host}`,
+      `--secure-port=${port}`,
       `--cert-dir=${join(dir, 'apiserver-certs')}`,
-      `--tls-cert-file=${file('apiserver.crt', serving.certPem)}`,
-      `--tls-private-key-file=${file('apiserver.key', serving.keyPem)}`,
-      `--client-ca-file=${caFile}`,
+      `--tls-cert-file=${pki.servingCert}`,
+      `--tls-private-key-file=${pki.servingKey}`,
+      `--client-ca-file=${pki.caFile}`,
       '--authorization-mode=Node,RBAC',
       '--enable-admission-plugins=NodeRestriction',
-      `--service-account-key-file=${file('sa.pub', sa.publicKeyPem)}`,
-      `--service-account-signing-key-file=${saKey}`,
+      `--service-account-key-file=${pki.saPub}`,
+      `--service-account-signing-key-file=${pki.saKey}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-cluster-ip-range=${NODE_NETWORK.serviceCidr}`,
       // Webhooks and aggregated APIs are called on their endpoints' Pod IPs (on the bridge):
       // nothing routes a ClusterIP from the apiserver's host network namespace.
       '--enable-aggregator-routing=true',
-      `--kubelet-client-certificate=${file('kubelet-client.crt', kubeletClient.certPem)}`,
-      `--kubelet-client-key=${file('kubelet-client.key', kubeletClient.keyPem)}`,
-      `--kubelet-certificate-authority=${caFile}`,
+      `--kubelet-client-certificate=${pki.kubeletClientCert}`,
+      `--kubelet-client-key=${pki.kubeletClientKey}`,
+      `--kubelet-certificate-authority=${pki.caFile}`,
       // logs/exec reach the kubelet on its node IP, never through name resolution.
       '--kubelet-preferred-address-types=InternalIP',
       '--allow-privileged=true',
@@ -364,32 +344,28 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
       '--audit-log-maxbackup=1',
       '--v=1',
     ]);
-    await waitFor('kube-apiserver', apiserver, 90_000, apiserverReady);
+    await waitFor('kube-apiserver', apiserver, 90_000, this.apiserverReady);
+  }
 
-    const kcmKubeconfig = join(dir, 'kcm.kubeconfig');
-    writeFileSync(kcmKubeconfig, kubeconfigOf(client('system:kube-controller-manager'), 'kcm'), {
-      mode: 0o600,
-    });
-    const kcm = launch('kube-controller-manager', bins.kubeControllerManager, [
-      `--kubeconfig=${kcmKubeconfig}`,
+  async #startControllers(): Promise<void> {
+    const { pki } = this;
+    const kcm = this.#launch('kube-controller-manager', this.#bins.kubeControllerManager, [
+      `--kubeconfig=${pki.identity('system:kube-controller-manager', 'kcm.kubeconfig')}`,
       '--secure-port=0',
       '--leader-elect=false',
       `--controllers=${CONTROLLERS.join(',')}`,
-      `--service-account-private-key-file=${saKey}`,
-      `--root-ca-file=${caFile}`,
+      `--service-account-private-key-file=${pki.saKey}`,
+      `--root-ca-file=${pki.caFile}`,
       // Each controller under its own ServiceAccount and RBAC role, as in a real cluster.
       '--use-service-account-credentials=true',
       '--concurrent-gc-syncs=5',
       '--v=1',
     ]);
-    const schedulerKubeconfig = join(dir, 'scheduler.kubeconfig');
-    writeFileSync(schedulerKubeconfig, kubeconfigOf(client('system:kube-scheduler'), 'scheduler'), {
-      mode: 0o600,
-    });
-    launch('kube-scheduler', bins.kubeScheduler, [
-      `--kubeconfig=${schedulerKubeconfig}`,
-      `--authentication-kubeconfig=${schedulerKubeconfig}`,
-      `--authorization-kubeconfig=${schedulerKubeconfig}`,
+    const scheduler = pki.identity('system:kube-scheduler', 'scheduler.kubeconfig');
+    this.#launch('kube-scheduler', this.#bins.kubeScheduler, [
+      `--kubeconfig=${scheduler}`,
+      `--authentication-kubeconfig=${scheduler}`,
+      `--authorization-kubeconfig=${scheduler}`,
       '--bind-address=127.0.0.1',
       `--secure-port=${await freePort()}`,
       '--leader-elect=false',
@@ -397,39 +373,125 @@ export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalC
     ]);
     // The serviceaccount controller creating `default/default` shows kcm is up and acting.
     await waitFor('kube-controller-manager', kcm, 60_000, async () => {
-      const res = await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, tls);
+      const res = await httpsGet(
+        `${this.server}/api/v1/namespaces/default/serviceaccounts/default`,
+        pki.adminTls,
+      );
       return res.status === 200;
     });
-    log(
-      `control plane ${KUBERNETES_VERSION} ready at ${server} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-    );
+  }
 
-    let productImage: ProductImage | undefined;
-    if (nodeHost && runtime) {
-      const rt = await runtime;
-      productImage = rt.productImage;
-      const adminKc = new k8s.KubeConfig();
-      adminKc.loadFromString(kubeconfig);
-      node = await startNode(nodeHost, rt.runtime, { bins, ca, server, admin: adminKc, freePort, log });
+  async restart(name: ComponentName, opts: { downMs?: number } = {}): Promise<void> {
+    const spec = this.#specs.get(name);
+    const i = this.processes.findIndex((p) => p.name === name);
+    if (!spec || i < 0) throw new Error(`no component ${name}`);
+    const old = this.processes[i]!;
+    old.child.kill('SIGKILL');
+    await old.exited;
+    if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+    const next = spawnOwned(name, spec.bin, spec.args, { logDir: this.dir, stateDir: this.dir });
+    this.processes[i] = next;
+    if (name === 'kube-apiserver') await waitFor(name, next, 90_000, this.apiserverReady);
+    else if (name === 'etcd') await waitFor(name, next, 30_000, () => httpOk(`${this.etcdUrl}/health`));
+  }
+
+  /** A throwaway control plane needs no graceful shutdown: its etcd data goes with it. */
+  async stop(extra: OwnedProcess[] = []): Promise<void> {
+    await Promise.all([...this.processes, ...extra].map((p) => p.stop(1000)));
+    releaseDirectory(this.dir);
+  }
+}
+
+interface NodeRuntimeStarted {
+  runtime: NodeRuntime;
+  productImage: ProductImage;
+  registry: LocalRegistry;
+}
+
+/**
+ * The node's container runtime needs no apiserver: its images (built or reused), the loopback
+ * registry and containerd start while the control plane does.
+ */
+async function startNodeRuntime(
+  host: NodeHost,
+  bins: ClusterBinaries,
+  dir: string,
+  log: (s: string) => void,
+): Promise<NodeRuntimeStarted> {
+  const [nodeImages, productImage] = await Promise.all([
+    ensureNodeImages(bins),
+    buildProductImage({ log: (s) => log(`  ${s}`) }),
+  ]);
+  const images: LocalImage[] = [...nodeImages, productImage];
+  const registry = await startLocalRegistry(images, dir);
+  // Imported: what must be there without a pull (the sandbox image; netmesh, which the chart
+  // may run with pullPolicy Never). The rest is pulled from the registry on use.
+  const pause = nodeImages.find((i) => i.reference === PAUSE_IMAGE)!;
+  const runtime = await startRuntime(host, {
+    imageArchives: [pause.archive, productImage.archive],
+    registryHost: registry.host,
+    log,
+  });
+  return { runtime, productImage, registry };
+}
+
+export async function startLocalCluster(opts: StartOptions = {}): Promise<LocalCluster> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  const bins = await ensureClusterBinaries(log);
+  const started = Date.now();
+  const seconds = (): string => ((Date.now() - started) / 1000).toFixed(1);
+  // With a node, the apiserver listens on the bridge address (created here), which the
+  // kubelet, kube-proxy and Pods reach; without one, on loopback.
+  const nodeHost = opts.node !== false ? prepareNodeHost(bins, log) : undefined;
+  const cp = new ControlPlane(bins, nodeHost ? NODE_NETWORK.nodeIp : '127.0.0.1');
+  const runtime = nodeHost ? startNodeRuntime(nodeHost, bins, cp.dir, log) : undefined;
+  runtime?.catch(() => {}); // awaited below; a control-plane failure must not leave it unhandled
+  let node: LocalNode | undefined;
+  let registry: LocalRegistry | undefined;
+  const stop = async (): Promise<void> => {
+    // The node before the control plane: its teardown removes Pods through containerd.
+    registry = (await runtime?.catch(() => undefined))?.registry;
+    if (node) await node.stop();
+    else nodeHost?.teardown();
+    releaseNodeState();
+    await cp.stop(registry ? [registry.process] : []);
+  };
+  try {
+    await cp.start();
+    log(`control plane ${KUBERNETES_VERSION} ready at ${cp.server} in ${seconds()} s`);
+    const rt = runtime ? await runtime : undefined;
+    registry = rt?.registry;
+    if (nodeHost && rt) {
+      const admin = new k8s.KubeConfig();
+      admin.loadFromString(cp.pki.adminKubeconfig);
+      node = await startNode(nodeHost, rt.runtime, {
+        bins,
+        ca: cp.pki.ca,
+        server: cp.server,
+        admin,
+        freePort,
+        log,
+      });
     }
-    if (opts.kubeconfigOut) writeFileSync(opts.kubeconfigOut, kubeconfig, { mode: 0o600 });
+    const kubeconfigPath = join(cp.dir, 'admin.kubeconfig');
+    writeFileSync(kubeconfigPath, cp.pki.adminKubeconfig, { mode: 0o600 });
+    if (opts.kubeconfigOut) writeFileSync(opts.kubeconfigOut, cp.pki.adminKubeconfig, { mode: 0o600 });
     log(
-      `cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s${node ? ` (node ${node.name}, image ${productImage?.reference})` : ' (no node)'}`,
+      `cluster ready in ${seconds()} s${node ? ` (node ${node.name}, image ${rt?.productImage.reference})` : ' (no node)'}`,
     );
     return {
-      server,
-      kubeconfig,
+      server: cp.server,
+      etcdUrl: cp.etcdUrl,
+      restartComponent: (name, o) => cp.restart(name, o),
+      metrics: async () => (await httpsGet(`${cp.server}/metrics`, cp.pki.adminTls)).body,
+      kubeconfig: cp.pki.adminKubeconfig,
       kubeconfigPath,
-      caPem: ca.certPem,
-      dir,
+      caPem: cp.pki.ca.certPem,
+      dir: cp.dir,
       version: KUBERNETES_VERSION,
-      processes: [...processes, ...(node?.processes ?? [])],
-      etcdUrl,
-      restartComponent,
-      metrics: async () => (await httpsGet(`${server}/metrics`, tls)).body,
+      processes: [...cp.processes, ...(node?.processes ?? [])],
       ...(node ? { node } : {}),
-      ...(productImage ? { productImage } : {}),
-      ...(registry ? { registry } : {}),
+      ...(rt ? { productImage: rt.productImage, registry: rt.registry } : {}),
       stop,
     };
   } catch (err) {

@@ -428,9 +428,25 @@ export function formatKubeError(info: KubeErrorInfo): string {
   return info.hint ? `${info.message}: ${info.hint}` : info.message;
 }
 
+/** HTTP status of a failed Kubernetes call (client-node's ApiException `code`), if it got one. */
+export function statusCode(err: unknown): number | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown } | null;
+  return typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+}
+
 /** True when a Kubernetes call failed with the given HTTP status. */
 export function hasStatus(err: unknown, code: number): boolean {
-  return (err as { code?: unknown } | null)?.code === code;
+  return statusCode(err) === code;
+}
+
+/** The apiserver's Status `reason` (AlreadyExists, Conflict...) in a failed call's body. */
+export function statusReason(err: unknown): string | undefined {
+  return statusFromBody((err as { body?: unknown } | null)?.body)?.reason;
+}
+
+/** The apiserver's Status `message` in a failed call's body. */
+export function statusMessage(err: unknown): string | undefined {
+  return statusFromBody((err as { body?: unknown } | null)?.body)?.message;
 }
 
 /**

@@ -17,10 +17,10 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { describeError } from '../runtime/errors.ts';
+import { statusCode as httpCode, statusReason } from '../lib/kube-errors.ts';
 import { Informer, waitForCacheSync } from '../runtime/informer.ts';
 import { PrometheusQueueMetricsProvider, RateLimitingQueue } from '../runtime/queue/index.ts';
-import { deadline, httpCode, requestOptions, statusReason } from '../runtime/request.ts';
+import { deadline, requestOptions } from '../runtime/request.ts';
 import { EventRecorder } from './events.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL } from './model.ts';
 
@@ -277,7 +277,7 @@ export class BootstrapCopier {
         } else if (httpCode(err) === 404 && !this.#namespaces.get(ns)) {
           this.#queue.forget(ns); // the namespace is gone: nothing to copy into
         } else {
-          log.warn({ err: describeError(err) }, 'could not sync the Envoy bootstrap copy; retrying');
+          log.warn({ err }, 'could not sync the Envoy bootstrap copy; retrying');
           this.#queue.addRateLimited(ns);
         }
       } finally {

@@ -5,14 +5,16 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { statusCode as httpCode, statusMessage, statusReason } from '../lib/kube-errors.ts';
 import { Informer, waitForCacheSync } from '../runtime/informer.ts';
+import { registerOnce } from '../runtime/metrics.ts';
 import {
   type DefaultControllerRateLimiterOptions,
   defaultControllerRateLimiter,
   PrometheusQueueMetricsProvider,
   RateLimitingQueue,
 } from '../runtime/queue/index.ts';
-import { deadline, httpCode, requestOptions, statusMessage, statusReason } from '../runtime/request.ts';
+import { deadline, requestOptions } from '../runtime/request.ts';
 import { EventRecorder } from './events.ts';
 import {
   API_VERSION,
@@ -144,9 +146,10 @@ export class NetworkController {
       rateLimiter: defaultControllerRateLimiter<string>(this.#opts.rateLimiter),
     });
     this.#metrics = {
-      total: getOrCreate(
+      total: registerOnce<Counter<'result'>>(
         registry,
         'netmesh_reconcile_total',
+        Counter,
         () =>
           new Counter({
             name: 'netmesh_reconcile_total',
@@ -155,9 +158,10 @@ export class NetworkController {
             registers: [registry],
           }),
       ),
-      errors: getOrCreate(
+      errors: registerOnce(
         registry,
         'netmesh_reconcile_errors_total',
+        Counter,
         () =>
           new Counter({
             name: 'netmesh_reconcile_errors_total',
@@ -165,9 +169,10 @@ export class NetworkController {
             registers: [registry],
           }),
       ),
-      duration: getOrCreate(
+      duration: registerOnce(
         registry,
         'netmesh_reconcile_duration_seconds',
+        Histogram,
         () =>
           new Histogram({
             name: 'netmesh_reconcile_duration_seconds',
@@ -304,10 +309,7 @@ export class NetworkController {
       present = groups.groups.some((g) => g.name === NAD_GROUP && g.versions.some((v) => v.version === 'v1'));
     } catch (err) {
       if (!this.#context.signal.aborted)
-        this.log.warn(
-          { err: errSummary(err) },
-          'API discovery failed; keeping the current materialization mode',
-        );
+        this.log.warn({ err }, 'API discovery failed; keeping the current materialization mode');
       return;
     }
     // A probe that was in flight when stop() ran must not start an informer nobody stops.
@@ -364,7 +366,7 @@ export class NetworkController {
         } catch (err) {
           if (this.#context.signal.aborted) {
             // Leadership ended or stopping: the request was cancelled on purpose.
-            log.debug({ err: errSummary(err) }, 'reconcile cancelled');
+            log.debug({ err }, 'reconcile cancelled');
             this.#metrics.total.inc({ result: 'cancelled' });
           } else if (httpCode(err) === 409) {
             // Somebody wrote the object since our cache saw it. Retry through the rate
@@ -378,7 +380,7 @@ export class NetworkController {
             this.#metrics.total.inc({ result: 'error' });
             this.#metrics.errors.inc();
             log.error(
-              { err: errSummary(err), requeues: this.queue.numRequeues(key) },
+              { err, requeues: this.queue.numRequeues(key) },
               'reconcile failed; requeued with backoff',
             );
             this.queue.addRateLimited(key);
@@ -585,22 +587,4 @@ export class NetworkController {
     const event = transitionEvent(net.status, next);
     if (event) await this.#events.record(net, event, this.#request());
   }
-}
-
-function errSummary(err: unknown): { message: string; code?: number } {
-  const code = httpCode(err);
-  const body = (err as { body?: unknown })?.body;
-  let message = err instanceof Error ? err.message : String(err);
-  if (typeof body === 'string') {
-    try {
-      message = (JSON.parse(body) as { message?: string }).message ?? message;
-    } catch {
-      // keep the error's own message
-    }
-  }
-  return { message: message.split('\n')[0] ?? message, ...(code !== undefined ? { code } : {}) };
-}
-
-function getOrCreate<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }

@@ -2,7 +2,8 @@
 // NetworkAttachmentDefinition), through client-node's typed APIs so that every request can
 // carry an AbortSignal. Nothing here decides anything: controller.ts chooses what to call.
 import * as k8s from '@kubernetes/client-node';
-import { httpCode, requestOptions } from '../runtime/request.ts';
+import { statusCode as httpCode } from '../lib/kube-errors.ts';
+import { requestOptions } from '../runtime/request.ts';
 import { FIELD_MANAGER, type MaterializeMode, NAD_GROUP, NAD_PLURAL } from './model.ts';
 
 /** A materialised object as read or written. */

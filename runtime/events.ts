@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { hasStatus } from '../lib/kube-errors.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -256,7 +257,7 @@ export class EventRecorder {
           );
           return;
         } catch (err) {
-          if ((err as { code?: number }).code !== 404) throw err;
+          if (!hasStatus(err, 404)) throw err;
           // Expired (Events have a TTL): write it anew.
           this.#correlator.forget(d.key);
         }

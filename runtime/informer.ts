@@ -40,8 +40,9 @@ import type {
 import { ListWatch, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { describeKubeError } from '../lib/kube-errors.ts';
 import { type BackoffOptions, backoffDelayMs, watchTimeoutSeconds } from './backoff.ts';
-import { describeError } from './errors.ts';
+import { registerOnce } from './metrics.ts';
 import { type Clock, realClock, type TimerHandle } from './queue/index.ts';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
@@ -215,29 +216,44 @@ function informerMetrics(registry: Registry): InformerMetrics {
   const existing = metricsByRegistry.get(registry);
   if (existing) return existing;
   const live = new Set<{ readonly name: string; timeSinceLastEventMs(): number }>();
-  const age = new Gauge({
-    name: 'netmesh_informer_last_event_age_seconds',
-    help: 'Seconds since the informer last saw a watch event (bookmarks included) or (re)connected.',
-    labelNames: ['informer'],
-    registers: [registry],
-    collect() {
-      age.reset();
-      for (const inf of live) age.set({ informer: inf.name }, inf.timeSinceLastEventMs() / 1000);
-    },
+  registerOnce(registry, 'netmesh_informer_last_event_age_seconds', Gauge, () => {
+    const age: Gauge<'informer'> = new Gauge({
+      name: 'netmesh_informer_last_event_age_seconds',
+      help: 'Seconds since the informer last saw a watch event (bookmarks included) or (re)connected.',
+      labelNames: ['informer'],
+      registers: [registry],
+      collect() {
+        age.reset();
+        for (const inf of live) age.set({ informer: inf.name }, inf.timeSinceLastEventMs() / 1000);
+      },
+    });
+    return age;
   });
   const metrics: InformerMetrics = {
-    restarts: new Counter({
-      name: 'netmesh_informer_restarts_total',
-      help: 'Informer restarts after list/watch errors or a stale watch.',
-      labelNames: ['informer'],
-      registers: [registry],
-    }),
-    synced: new Gauge({
-      name: 'netmesh_informer_synced',
-      help: '1 once the informer has completed its first list.',
-      labelNames: ['informer'],
-      registers: [registry],
-    }),
+    restarts: registerOnce<Counter<'informer'>>(
+      registry,
+      'netmesh_informer_restarts_total',
+      Counter,
+      () =>
+        new Counter({
+          name: 'netmesh_informer_restarts_total',
+          help: 'Informer restarts after list/watch errors or a stale watch.',
+          labelNames: ['informer'],
+          registers: [registry],
+        }),
+    ),
+    synced: registerOnce<Gauge<'informer'>>(
+      registry,
+      'netmesh_informer_synced',
+      Gauge,
+      () =>
+        new Gauge({
+          name: 'netmesh_informer_synced',
+          help: '1 once the informer has completed its first list.',
+          labelNames: ['informer'],
+          registers: [registry],
+        }),
+    ),
     live,
   };
   metricsByRegistry.set(registry, metrics);
@@ -546,9 +562,9 @@ export class Informer<T extends KubernetesObject> {
     if (!this.#started || this.#restartTimer) return;
     const delay = backoffDelayMs(this.#failures, this.#opts.backoff, this.#random);
     this.#failures++;
-    this.#lastError = summarize(describeError(err));
+    this.#lastError = summarize(err);
     this.#log.warn(
-      { err: describeError(err), failures: this.#failures, retryInMs: Math.round(delay) },
+      { err, failures: this.#failures, retryInMs: Math.round(delay) },
       'informer list/watch failed; restarting after backoff',
     );
     this.#restartTimer = this.#clock.setTimeout(() => {
@@ -595,10 +611,10 @@ export class Informer<T extends KubernetesObject> {
   }
 }
 
-function summarize(d: Record<string, unknown>): string {
-  const code = d['code'] ?? d['statusCode'];
-  const text = d['status'] ?? d['message'] ?? 'unknown error';
-  return `${code !== undefined ? `${String(code)} ` : ''}${String(text)}`;
+/** "404 the server could not find the requested resource" (for readiness and Events). */
+function summarize(err: unknown): string {
+  const info = describeKubeError(err);
+  return `${info.statusCode !== undefined ? `${info.statusCode} ` : ''}${info.message}`;
 }
 
 /**

@@ -28,8 +28,8 @@
 import type { ConfigurationOptions, KubeConfig, V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import { CoordinationV1Api, Observable } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { hasStatus } from '../lib/kube-errors.ts';
 import { acquireRetryDelayMs } from './backoff.ts';
-import { describeError } from './errors.ts';
 import {
   canRenewOptimistically,
   decideLeaseAction,
@@ -91,11 +91,11 @@ interface Leading {
 }
 
 export function isConflict(err: unknown): boolean {
-  return (err as { code?: unknown })?.code === 409;
+  return hasStatus(err, 409);
 }
 
 export function isNotFound(err: unknown): boolean {
-  return (err as { code?: unknown })?.code === 404;
+  return hasStatus(err, 404);
 }
 
 /**
@@ -269,10 +269,7 @@ export class LeaderElector {
           this.#observe(await this.#client.replace(this.#body(this.#lease, d.record), this.#signal()));
           return true;
         } catch (err) {
-          this.#log.debug(
-            { err: describeError(err) },
-            'optimistic lease renewal failed; re-reading the lease',
-          );
+          this.#log.debug({ err }, 'optimistic lease renewal failed; re-reading the lease');
         }
       }
     }
@@ -281,7 +278,7 @@ export class LeaderElector {
     try {
       lease = await this.#client.read(this.#signal());
     } catch (err) {
-      this.#log.warn({ err: describeError(err) }, 'cannot read the lease');
+      this.#log.warn({ err }, 'cannot read the lease');
       return false;
     }
 
@@ -294,7 +291,7 @@ export class LeaderElector {
         return true;
       } catch (err) {
         if (isConflict(err)) this.#log.debug('another candidate created the lease first');
-        else this.#log.warn({ err: describeError(err) }, 'cannot create the lease');
+        else this.#log.warn({ err }, 'cannot create the lease');
         return false;
       }
     }
@@ -328,7 +325,7 @@ export class LeaderElector {
       return true;
     } catch (err) {
       if (isConflict(err)) this.#log.debug('lease changed while updating it; will retry');
-      else this.#log.warn({ err: describeError(err) }, 'cannot update the lease');
+      else this.#log.warn({ err }, 'cannot update the lease');
       return false;
     }
   }
@@ -459,7 +456,7 @@ export class LeaderElector {
         return;
       } catch (err) {
         if (!isConflict(err) || attempt > 0) {
-          this.#log.warn({ err: describeError(err) }, 'cannot release the lease');
+          this.#log.warn({ err }, 'cannot release the lease');
           return;
         }
       }
@@ -469,7 +466,7 @@ export class LeaderElector {
         if (!current) return;
         this.#observe(current);
       } catch (err) {
-        this.#log.warn({ err: describeError(err) }, 'cannot release the lease');
+        this.#log.warn({ err }, 'cannot release the lease');
         return;
       }
     }

@@ -15,6 +15,26 @@
 import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
 import { type BuildInfo, buildInfo } from '../lib/build-info.ts';
 
+/**
+ * The metric `name` of `registry`, made by `make` the first time and shared after that.
+ * prom-client refuses a second metric of the same name, and components share registries (the
+ * operator and the webhook in `netmesh run`, every informer and work queue of a process), so
+ * every metric of netmesh is registered through here. A metric of that name but of another type
+ * is a programming error, and throws.
+ */
+export function registerOnce<M>(
+  registry: Registry,
+  name: string,
+  kind: abstract new (...args: never[]) => M,
+  make: () => M,
+): M {
+  const existing = registry.getSingleMetric(name);
+  if (existing === undefined) return make();
+  if (!(existing instanceof kind))
+    throw new Error(`metric ${name} is already registered and is not a ${kind.name}`);
+  return existing;
+}
+
 export const BUILD_INFO_METRIC = 'netmesh_build_info';
 export const LEADER_METRIC = 'netmesh_leader';
 
@@ -44,13 +64,17 @@ export function instrumentProcess(registry: Registry, info: BuildInfo = buildInf
 }
 
 function leaderGauge(registry: Registry): Gauge {
-  const existing = registry.getSingleMetric(LEADER_METRIC);
-  if (existing) return existing as Gauge;
-  return new Gauge({
-    name: LEADER_METRIC,
-    help: '1 while this replica holds the operator leader Lease and runs the Network controller; 0 after it lost or released it.',
-    registers: [registry],
-  });
+  return registerOnce(
+    registry,
+    LEADER_METRIC,
+    Gauge,
+    () =>
+      new Gauge({
+        name: LEADER_METRIC,
+        help: '1 while this replica holds the operator leader Lease and runs the Network controller; 0 after it lost or released it.',
+        registers: [registry],
+      }),
+  );
 }
 
 /**

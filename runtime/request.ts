@@ -39,36 +39,3 @@ export function requestOptions(opts: RequestOptions): ConfigurationOptions {
 export function deadline(context: AbortSignal, timeoutMs: number): AbortSignal {
   return AbortSignal.any([context, AbortSignal.timeout(timeoutMs)]);
 }
-
-/** HTTP status of an ApiException (or similar), if any. */
-export function httpCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown };
-  return typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
-}
-
-/** The `reason` of the apiserver's Status in an ApiException's body (e.g. AlreadyExists). */
-export function statusReason(err: unknown): string | undefined {
-  return statusOf(err)?.reason;
-}
-
-/** The `message` of the apiserver's Status in an ApiException's body. */
-export function statusMessage(err: unknown): string | undefined {
-  return statusOf(err)?.message;
-}
-
-function statusOf(err: unknown): { reason?: string; message?: string } | undefined {
-  let body = (err as { body?: unknown })?.body;
-  if (typeof body === 'string') {
-    try {
-      body = JSON.parse(body);
-    } catch {
-      return undefined;
-    }
-  }
-  if (body === null || typeof body !== 'object') return undefined;
-  const s = body as { reason?: unknown; message?: unknown };
-  return {
-    ...(typeof s.reason === 'string' ? { reason: s.reason } : {}),
-    ...(typeof s.message === 'string' ? { message: s.message } : {}),
-  };
-}

@@ -286,132 +286,145 @@ export async function startRuntime(host: NodeHost, opts: StartRuntimeOptions): P
   };
 }
 
-/** The kubelet and kube-proxy, once the apiserver is ready; resolves when the Node is Ready. */
-export async function startNode(
-  host: NodeHost,
-  runtime: NodeRuntime,
-  opts: StartNodeOptions,
-): Promise<LocalNode> {
-  const { paths, state, save } = host;
-  const { bins, ca, log } = opts;
+/**
+ * The node's credentials, issued by the cluster's CA: the kubelet is system:node:<name> (Node
+ * authorizer, NodeRestriction) with its own serving certificate for the node IP; kube-proxy is
+ * system:kube-proxy (bound to system:node-proxier by the default policy).
+ */
+function nodeCredentials(paths: NodePaths, ca: CertificateAuthority, server: string) {
   const n = NODE_NETWORK;
-  const processes: OwnedProcess[] = [...runtime.processes];
-  const spawnOpts = { logDir: paths.logs, stateDir: paths.run };
-
-  // Node credentials: the kubelet is system:node:<name> (Node authorizer, NodeRestriction);
-  // kube-proxy is system:kube-proxy (bound to system:node-proxier by the default policy).
   const kubeconfigFor = (cn: string, orgs: string[], file: string): string => {
     const cert = issueCertificate(ca, { commonName: cn, organizations: orgs, usage: 'client' });
-    return writeFile(
-      join(paths.pki, file),
-      buildKubeconfig({
-        server: opts.server,
-        caPem: ca.certPem,
-        user: { clientCertPem: cert.certPem, clientKeyPem: cert.keyPem },
-        userName: cn,
-      }),
-    );
+    const text = buildKubeconfig({
+      server,
+      caPem: ca.certPem,
+      user: { clientCertPem: cert.certPem, clientKeyPem: cert.keyPem },
+      userName: cn,
+    });
+    return writeFile(join(paths.pki, file), text);
   };
-  const kubeletKubeconfig = kubeconfigFor(
-    `system:node:${n.nodeName}`,
-    ['system:nodes'],
-    'kubelet.kubeconfig',
-  );
-  const proxyKubeconfig = kubeconfigFor('system:kube-proxy', [], 'kube-proxy.kubeconfig');
   const serving = issueCertificate(ca, {
     commonName: n.nodeName,
     usage: 'server',
     ipAddresses: [n.nodeIp],
     dnsNames: [n.nodeName],
   });
-  const caFile = writeFile(join(paths.pki, 'ca.crt'), ca.certPem);
-  const certFile = writeFile(join(paths.pki, 'kubelet.crt'), serving.certPem);
-  const keyFile = writeFile(join(paths.pki, 'kubelet.key'), serving.keyPem);
-  const started = Date.now();
-  const kubeletPort = await opts.freePort();
-  writeFile(
-    paths.kubeletConfig,
-    kubeletConfig(paths, {
-      caFile,
-      certFile,
-      keyFile,
-      port: kubeletPort,
-      healthzPort: await opts.freePort(),
-    }),
-  );
+  return {
+    kubelet: kubeconfigFor(`system:node:${n.nodeName}`, ['system:nodes'], 'kubelet.kubeconfig'),
+    kubeProxy: kubeconfigFor('system:kube-proxy', [], 'kube-proxy.kubeconfig'),
+    caFile: writeFile(join(paths.pki, 'ca.crt'), ca.certPem),
+    certFile: writeFile(join(paths.pki, 'kubelet.crt'), serving.certPem),
+    keyFile: writeFile(join(paths.pki, 'kubelet.key'), serving.keyPem),
+  };
+}
+
+type Credentials = ReturnType<typeof nodeCredentials>;
+
+async function spawnKubelet(
+  host: NodeHost,
+  opts: StartNodeOptions,
+  creds: Credentials,
+): Promise<OwnedProcess> {
+  const { paths } = host;
+  const n = NODE_NETWORK;
+  const config = kubeletConfig(paths, {
+    caFile: creds.caFile,
+    certFile: creds.certFile,
+    keyFile: creds.keyFile,
+    port: await opts.freePort(),
+    healthzPort: await opts.freePort(),
+  });
+  writeFile(paths.kubeletConfig, config);
   const kubelet = spawnOwned(
     'kubelet',
-    bins.kubelet,
+    opts.bins.kubelet,
     [
       `--config=${paths.kubeletConfig}`,
-      `--kubeconfig=${kubeletKubeconfig}`,
+      `--kubeconfig=${creds.kubelet}`,
       `--root-dir=${paths.kubeletRoot}`,
       `--cert-dir=${join(paths.kubeletRoot, 'pki')}`,
       `--hostname-override=${n.nodeName}`,
       `--node-ip=${n.nodeIp}`,
       '--v=1',
     ],
-    spawnOpts,
+    { logDir: paths.logs, stateDir: paths.run },
   );
-  processes.push(kubelet);
-  state.pgids.kubelet = kubelet.child.pid;
-  save();
+  host.state.pgids.kubelet = kubelet.child.pid;
+  host.save();
+  return kubelet;
+}
 
+async function spawnKubeProxy(
+  host: NodeHost,
+  opts: StartNodeOptions,
+  creds: Credentials,
+): Promise<OwnedProcess> {
+  const { paths } = host;
+  const config = kubeProxyConfig({
+    kubeconfig: creds.kubeProxy,
+    healthzPort: await opts.freePort(),
+    metricsPort: await opts.freePort(),
+  });
+  writeFile(paths.kubeProxyConfig, config);
   const proxy = spawnOwned(
     'kube-proxy',
-    bins.kubeProxy,
-    [
-      `--config=${writeFile(
-        paths.kubeProxyConfig,
-        kubeProxyConfig({
-          kubeconfig: proxyKubeconfig,
-          healthzPort: await opts.freePort(),
-          metricsPort: await opts.freePort(),
-        }),
-      )}`,
-      '--v=1',
-    ],
-    spawnOpts,
-  );
-  processes.push(proxy);
-  state.pgids.kubeProxy = proxy.child.pid;
-  save();
-
-  const core = opts.admin.makeApiClient(k8s.CoreV1Api);
-  await waitUntil(
-    `node ${n.nodeName} did not become Ready`,
-    60_000,
-    async () => {
-      if (kubelet.child.exitCode !== null) throw new Error('kubelet exited');
-      const node = await core.readNode({ name: n.nodeName });
-      const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      const tainted = node.spec?.taints?.some((t) => t.key === 'node.kubernetes.io/not-ready');
-      return !!ready && !tainted;
+    opts.bins.kubeProxy,
+    [`--config=${paths.kubeProxyConfig}`, '--v=1'],
+    {
+      logDir: paths.logs,
+      stateDir: paths.run,
     },
-    kubelet.logFile,
   );
-  // The `kubernetes` Service routed for Pods: kube-proxy has written its rules.
-  await waitUntil(
-    'kube-proxy did not program the kubernetes Service',
-    30_000,
-    async () => {
-      if (proxy.child.exitCode !== null) throw new Error('kube-proxy exited');
-      const { stdout } = await execFileAsync('iptables', ['-w', '5', '-t', 'nat', '-S', 'KUBE-SERVICES']);
-      return stdout.includes(`${n.kubernetesServiceIp}/32`);
-    },
-    proxy.logFile,
-  );
-  log(`  node ${n.nodeName} Ready at ${n.nodeIp} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  host.state.pgids.kubeProxy = proxy.child.pid;
+  host.save();
+  return proxy;
+}
 
+/** Ready, the not-ready taint lifted (so Pods schedule), and the `kubernetes` Service routed. */
+async function waitNodeUsable(
+  admin: k8s.KubeConfig,
+  kubelet: OwnedProcess,
+  proxy: OwnedProcess,
+): Promise<void> {
+  const n = NODE_NETWORK;
+  const core = admin.makeApiClient(k8s.CoreV1Api);
+  const nodeReady = async (): Promise<boolean> => {
+    if (kubelet.child.exitCode !== null) throw new Error('kubelet exited');
+    const node = await core.readNode({ name: n.nodeName });
+    const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    const tainted = node.spec?.taints?.some((t) => t.key === 'node.kubernetes.io/not-ready');
+    return !!ready && !tainted;
+  };
+  await waitUntil(`node ${n.nodeName} did not become Ready`, 60_000, nodeReady, kubelet.logFile);
+  const serviceRouted = async (): Promise<boolean> => {
+    if (proxy.child.exitCode !== null) throw new Error('kube-proxy exited');
+    const { stdout } = await execFileAsync('iptables', ['-w', '5', '-t', 'nat', '-S', 'KUBE-SERVICES']);
+    return stdout.includes(`${n.kubernetesServiceIp}/32`);
+  };
+  await waitUntil('kube-proxy did not program the kubernetes Service', 30_000, serviceRouted, proxy.logFile);
+}
+
+/** The kubelet and kube-proxy, once the apiserver is ready; resolves when the Node is usable. */
+export async function startNode(
+  host: NodeHost,
+  runtime: NodeRuntime,
+  opts: StartNodeOptions,
+): Promise<LocalNode> {
+  const n = NODE_NETWORK;
+  const started = Date.now();
+  const creds = nodeCredentials(host.paths, opts.ca, opts.server);
+  const kubelet = await spawnKubelet(host, opts, creds);
+  const proxy = await spawnKubeProxy(host, opts, creds);
+  await waitNodeUsable(opts.admin, kubelet, proxy);
+  opts.log(`  node ${n.nodeName} Ready at ${n.nodeIp} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   return {
     name: n.nodeName,
     ip: n.nodeIp,
-    processes,
+    processes: [...runtime.processes, kubelet, proxy],
     importImages: runtime.importImages,
     tagImage: runtime.tagImage,
     stop: async () => {
-      const notes = host.teardown();
-      for (const note of notes) log(`  node teardown: ${note}`);
+      for (const note of host.teardown()) opts.log(`  node teardown: ${note}`);
     },
   };
 }

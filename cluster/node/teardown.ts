@@ -200,16 +200,20 @@ function underAny(path: string, roots: string[]): boolean {
   return roots.some((r) => path === r || path.startsWith(`${r}/`));
 }
 
-/** Tears the node down; safe to call any number of times, with the node half-started or gone. */
-export function teardownNodeSync(state: NodeState): string[] {
-  const notes: string[] = [];
-  const { paths } = state;
-  // 1. The kubelet first, or it would restart the sandboxes being removed.
+/** The kubelet first, or it would restart the sandboxes being removed; kube-proxy with it. */
+function stopNodeAgents(state: NodeState): void {
   killGroup(state.pgids.kubelet);
   killGroup(state.pgids.kubeProxy);
   waitGone([state.pgids.kubelet, state.pgids.kubeProxy], 5000);
-  // 2. Every Pod sandbox through the CRI while containerd runs: CNI DEL releases each Pod's
-  //    veth and address and unmounts its network namespace.
+}
+
+/**
+ * Every Pod sandbox through the CRI while containerd runs (CNI DEL releases each Pod's veth and
+ * address and unmounts its network namespace); then containerd, its shims and whatever is
+ * left in the node's cgroups.
+ */
+function stopContainers(state: NodeState, notes: string[]): void {
+  const { paths } = state;
   if (
     isAlive(state.pgids.containerd) &&
     existsSync(paths.containerdSocket) &&
@@ -222,17 +226,22 @@ export function teardownNodeSync(state: NodeState): string[] {
     if (res.status !== 0)
       notes.push(`CRI cleanup: ${(res.stderr || res.stdout || '').trim().split('\n')[0]}`);
   }
-  // 3. containerd, its shims and whatever is left in the node's cgroups.
   killGroup(state.pgids.containerd, 'SIGTERM');
   waitGone([state.pgids.containerd], 5000);
   killGroup(state.pgids.containerd);
   killShims(paths.containerdSocket);
   killCgroupProcesses();
-  // 4. Service rules: kube-proxy's own cleanup, then anything named like it (the kubelet's canaries).
+}
+
+/** Service rules: kube-proxy's own cleanup, then anything named like it (the kubelet's canaries). */
+function removeServiceRules(state: NodeState): void {
   if (existsSync(state.bins.kubeProxy))
     spawnSync(state.bins.kubeProxy, ['--cleanup', '--v=0'], { stdio: 'ignore', timeout: 30_000 });
   removeKubeChains();
-  // 5. Mounts: container root filesystems, volumes, shm, network namespaces.
+}
+
+/** Container root filesystems, volumes, shm, and the network namespaces the node created. */
+function unmountAll(state: NodeState): void {
   const newNetns = NETNS_DIRS.flatMap((d) => {
     try {
       return readdirSync(d)
@@ -242,24 +251,25 @@ export function teardownNodeSync(state: NodeState): string[] {
       return [];
     }
   });
-  const mountRoots = [paths.root, paths.run, ...newNetns];
+  const roots = [state.paths.root, state.paths.run, ...newNetns];
   const mounts = mountinfo()
     .map((m) => m.mountPoint)
-    .filter((mp) => underAny(mp, mountRoots))
+    .filter((mp) => underAny(mp, roots))
     .sort((a, b) => b.length - a.length);
   for (const mp of mounts) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
   for (const ns of newNetns) rmSync(ns, { force: true });
-  if (!state.preexisting.netnsDir) {
-    try {
-      if (readdirSync(NETNS_DIRS[0]!).length === 0) rmdirSync(NETNS_DIRS[0]!);
-    } catch {
-      // absent
-    }
+  if (state.preexisting.netnsDir) return;
+  try {
+    if (readdirSync(NETNS_DIRS[0]!).length === 0) rmdirSync(NETNS_DIRS[0]!);
+  } catch {
+    // absent
   }
-  // 6. Network: the bridge (the veths went with their namespaces), the Service-range route.
+}
+
+/** The bridge (the veths went with their namespaces), the route, cgroups and sysctls. */
+function restoreHost(state: NodeState, notes: string[]): void {
   spawnSync('ip', ['link', 'delete', NODE_NETWORK.bridge], { stdio: 'ignore' });
   spawnSync('ip', ['route', 'delete', 'blackhole', NODE_NETWORK.serviceCidr], { stdio: 'ignore' });
-  // 7. cgroups, deepest first (empty now).
   for (const dir of nodeCgroups()) {
     try {
       rmdirSync(dir);
@@ -267,7 +277,6 @@ export function teardownNodeSync(state: NodeState): string[] {
       notes.push(`cgroup ${dir}: ${(err as Error).message}`);
     }
   }
-  // 8. sysctls as they were.
   for (const [name, value] of Object.entries(state.sysctls)) {
     try {
       const file = `/proc/sys/${name.replaceAll('.', '/')}`;
@@ -276,12 +285,26 @@ export function teardownNodeSync(state: NodeState): string[] {
       // not present on this kernel
     }
   }
-  // 9. Files outside the node's roots that the kubelet and CNI write.
-  cleanContainerLogLinks(paths.podLogsDir, state.preexisting.varLogContainers);
+}
+
+/** The node's roots, and what the kubelet and CNI write outside them. */
+function removeFiles(state: NodeState): void {
+  cleanContainerLogLinks(state.paths.podLogsDir, state.preexisting.varLogContainers);
   if (!state.preexisting.varLibCni) rmSync(CNI_CACHE, { recursive: true, force: true });
   else removeCniCacheEntries();
-  rmSync(paths.run, { recursive: true, force: true });
-  rmSync(paths.root, { recursive: true, force: true });
+  rmSync(state.paths.run, { recursive: true, force: true });
+  rmSync(state.paths.root, { recursive: true, force: true });
+}
+
+/** Tears the node down; safe to call any number of times, with the node half-started or gone. */
+export function teardownNodeSync(state: NodeState): string[] {
+  const notes: string[] = [];
+  stopNodeAgents(state);
+  stopContainers(state, notes);
+  removeServiceRules(state);
+  unmountAll(state);
+  restoreHost(state, notes);
+  removeFiles(state);
   return notes;
 }
 

@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { registerOnce } from '../metrics.ts';
 import type { Clock } from './clock.ts';
 
 export interface GaugeMetric {
@@ -251,43 +252,37 @@ export class PrometheusQueueMetricsProvider implements QueueMetricsProvider {
     );
   }
 
-  #existing<M>(
-    metricName: string,
-    kind: abstract new (...args: never[]) => M,
-    kindName: string,
-  ): M | undefined {
-    const existing = this.registry.getSingleMetric(metricName);
-    if (existing === undefined) return undefined;
-    if (!(existing instanceof kind)) {
-      throw new Error(`metric ${metricName} is already registered and is not a ${kindName}`);
-    }
-    return existing;
-  }
-
   #gauge(metricName: string, help: string): Gauge<'name'> {
-    return (
-      this.#existing<Gauge<'name'>>(metricName, Gauge, 'Gauge') ??
-      new Gauge({ name: metricName, help, labelNames: ['name'], registers: [this.registry] })
+    return registerOnce<Gauge<'name'>>(
+      this.registry,
+      metricName,
+      Gauge,
+      () => new Gauge({ name: metricName, help, labelNames: ['name'], registers: [this.registry] }),
     );
   }
 
   #counter(metricName: string, help: string): Counter<'name'> {
-    return (
-      this.#existing<Counter<'name'>>(metricName, Counter, 'Counter') ??
-      new Counter({ name: metricName, help, labelNames: ['name'], registers: [this.registry] })
+    return registerOnce<Counter<'name'>>(
+      this.registry,
+      metricName,
+      Counter,
+      () => new Counter({ name: metricName, help, labelNames: ['name'], registers: [this.registry] }),
     );
   }
 
   #histogram(metricName: string, help: string): Histogram<'name'> {
-    return (
-      this.#existing<Histogram<'name'>>(metricName, Histogram, 'Histogram') ??
-      new Histogram({
-        name: metricName,
-        help,
-        labelNames: ['name'],
-        buckets: DURATION_BUCKETS,
-        registers: [this.registry],
-      })
+    return registerOnce<Histogram<'name'>>(
+      this.registry,
+      metricName,
+      Histogram,
+      () =>
+        new Histogram({
+          name: metricName,
+          help,
+          labelNames: ['name'],
+          buckets: DURATION_BUCKETS,
+          registers: [this.registry],
+        }),
     );
   }
 
@@ -298,16 +293,9 @@ export class PrometheusQueueMetricsProvider implements QueueMetricsProvider {
     name: string,
     read: () => number,
   ): Unregister {
-    let pulled: PulledGauge | undefined;
-    const existing = this.#existing<Gauge<'name'>>(metricName, Gauge, 'Gauge');
-    if (existing !== undefined) {
-      pulled = pulledGauges.get(existing);
-      if (pulled === undefined) {
-        throw new Error(`metric ${metricName} is already registered by code that does not feed it`);
-      }
-    } else {
+    const gauge = registerOnce<Gauge<'name'>>(this.registry, metricName, Gauge, () => {
       const readers = new Set<Reader>();
-      const gauge: Gauge<'name'> = new Gauge({
+      const created: Gauge<'name'> = new Gauge({
         name: metricName,
         help,
         labelNames: ['name'],
@@ -315,12 +303,15 @@ export class PrometheusQueueMetricsProvider implements QueueMetricsProvider {
         collect: () => {
           const names = new Set<string>();
           for (const reader of readers) names.add(reader.name);
-          for (const n of names) refresh(created, n);
+          for (const n of names) refresh(pulledGauges.get(created)!, n);
         },
       });
-      const created: PulledGauge = { gauge, readers, combine };
-      pulledGauges.set(gauge, created);
-      pulled = created;
+      pulledGauges.set(created, { gauge: created, readers, combine });
+      return created;
+    });
+    const pulled = pulledGauges.get(gauge);
+    if (pulled === undefined) {
+      throw new Error(`metric ${metricName} is already registered by code that does not feed it`);
     }
     const target = pulled;
     const reader: Reader = { name, read };

@@ -139,7 +139,7 @@ export function requiredPermissions(opts: {
     ...['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'].map((v) =>
       p(v, 'configmaps', 'materialise Networks and copy the Envoy bootstrap'),
     ),
-    p('create', 'events', 'record Events'),
+    ...['create', 'patch'].map((v) => p(v, 'events', 'record Events')),
     ...['get', 'list', 'watch'].map((v) => p(v, 'namespaces', 'read namespace labels')),
     ...['get', 'update', 'patch'].map((v) =>
       p(v, 'leases', 'leader election', {

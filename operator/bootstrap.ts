@@ -18,10 +18,10 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { statusCode as httpCode, statusReason } from '../lib/kube-errors.ts';
+import { EventRecorder } from '../runtime/events.ts';
 import { Informer, waitForCacheSync } from '../runtime/informer.ts';
 import { PrometheusQueueMetricsProvider, RateLimitingQueue } from '../runtime/queue/index.ts';
 import { deadline, requestOptions } from '../runtime/request.ts';
-import { EventRecorder } from './events.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL } from './model.ts';
 
 export const INJECTION_SELECTOR = 'netmesh.io/injection=enabled';
@@ -393,7 +393,7 @@ export class BootstrapCopier {
         reason: 'Conflict',
         message: `ConfigMap ${where} exists and is not netmesh's copy of ${this.#source}; netmesh leaves it as it is, so injected sidecars in this namespace mount it as their Envoy bootstrap`,
       },
-      this.#signal(),
+      { signal: this.#signal() },
     );
   }
 

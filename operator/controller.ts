@@ -6,6 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { statusCode as httpCode, statusMessage, statusReason } from '../lib/kube-errors.ts';
+import { EventRecorder } from '../runtime/events.ts';
 import { Informer, waitForCacheSync } from '../runtime/informer.ts';
 import { registerOnce } from '../runtime/metrics.ts';
 import {
@@ -15,7 +16,6 @@ import {
   RateLimitingQueue,
 } from '../runtime/queue/index.ts';
 import { deadline, requestOptions } from '../runtime/request.ts';
-import { EventRecorder } from './events.ts';
 import {
   API_VERSION,
   configMapName,
@@ -585,6 +585,6 @@ export class NetworkController {
     );
     log.info({ phase: next.phase, reason: next.conditions?.[0]?.reason }, 'status updated');
     const event = transitionEvent(net.status, next);
-    if (event) await this.#events.record(net, event, this.#request());
+    if (event) await this.#events.record(net, event, { signal: this.#request() });
   }
 }

@@ -4,12 +4,12 @@ import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { EventRecorder } from '../runtime/events.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { setLeader } from '../runtime/metrics.ts';
 import type { DefaultControllerRateLimiterOptions } from '../runtime/queue/index.ts';
 import { BootstrapCopier, type CopyOwner } from './bootstrap.ts';
 import { NetworkController } from './controller.ts';
-import { EventRecorder } from './events.ts';
 import { FIELD_MANAGER } from './model.ts';
 
 export interface OperatorOptions {
@@ -88,7 +88,6 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
         metadata: { name: leaseName, namespace: opts.namespace },
       },
       { type: 'Warning', reason: 'CacheSyncTimeout', message: reason },
-      AbortSignal.timeout(10_000),
     );
   };
   const controller = new NetworkController({

@@ -10,9 +10,10 @@
 // writes them in the background and never throws or blocks its caller: Events are best effort.
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { PatchStrategy } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { hasStatus } from '../lib/kube-errors.ts';
+import { deadline, requestOptions } from './request.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -206,11 +207,22 @@ export interface EventRecorderOptions {
   now?: () => Date;
 }
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** No Event write may hang a caller's queue. */
+const WRITE_TIMEOUT_MS = 10_000;
 
 /**
- * Records Events in the background, in order, never throwing: `record` returns at once and
- * `flush` waits for what was recorded so far to be written (tests, shutdown).
+ * `<object>.<time><random>` as client-go names Events, with the object's name cut so the whole
+ * stays within the 253 characters of an object name (a Network's name may itself have 253).
+ */
+export function eventName(objectName: string, now: Date): string {
+  const suffix = `.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`;
+  return `${objectName.slice(0, 253 - suffix.length).replace(/[.-]+$/, '')}${suffix}`;
+}
+
+/**
+ * Records Events in order, never throwing. `record` may be awaited (the Event written, merged
+ * or dropped) or not; `flush` waits for everything recorded so far. A `signal` (leadership lost,
+ * shutdown) cancels the write, so an old leader's Event never lands after a new leader's work.
  */
 export class EventRecorder {
   readonly #opts: EventRecorderOptions;
@@ -222,26 +234,29 @@ export class EventRecorder {
     this.#correlator = new EventCorrelator(opts.correlator);
   }
 
-  record(target: EventTarget, input: EventInput): void {
+  record(target: EventTarget, input: EventInput, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const at = (this.#opts.now ?? (() => new Date()))();
     // Correlate in turn, after the writes before it: a duplicate recorded while the first
     // Event is still being created then updates it instead of creating a second one.
     this.#tail = this.#tail.then(() => {
+      if (opts.signal?.aborted) return;
       const decision = this.#correlator.correlate(target, input, at);
       if (decision.action === 'drop') {
         this.#opts.log.debug({ reason: input.reason }, 'event dropped by the spam filter');
         return;
       }
-      return this.#write(decision);
+      return this.#write(decision, deadline(opts.signal ?? new AbortController().signal, WRITE_TIMEOUT_MS));
     });
+    return this.#tail;
   }
 
   flush(): Promise<void> {
     return this.#tail;
   }
 
-  async #write(d: Exclude<Decision, { action: 'drop' }>): Promise<void> {
+  async #write(d: Exclude<Decision, { action: 'drop' }>, signal: AbortSignal): Promise<void> {
     const { core, component, instance, log } = this.#opts;
+    const request = requestOptions({ signal });
     const e = d.event;
     const namespace = e.target.metadata?.namespace ?? 'default';
     try {
@@ -253,7 +268,7 @@ export class EventRecorder {
               name: d.name,
               body: { count: d.count, lastTimestamp: e.lastTimestamp, message: e.message },
             },
-            mergePatch,
+            requestOptions({ signal, contentType: PatchStrategy.MergePatch }),
           );
           return;
         } catch (err) {
@@ -262,31 +277,34 @@ export class EventRecorder {
           this.#correlator.forget(d.key);
         }
       }
-      const name = `${e.target.metadata?.name ?? 'object'}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`;
-      const created: CoreV1Event = await core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { name, namespace },
-          involvedObject: {
-            apiVersion: e.target.apiVersion,
-            kind: e.target.kind,
-            name: e.target.metadata?.name,
-            namespace: e.target.metadata?.namespace,
-            uid: e.target.metadata?.uid,
-            resourceVersion: e.target.metadata?.resourceVersion,
+      const name = eventName(e.target.metadata?.name ?? 'object', e.lastTimestamp);
+      const created: CoreV1Event = await core.createNamespacedEvent(
+        {
+          namespace,
+          body: {
+            metadata: { name, namespace },
+            involvedObject: {
+              apiVersion: e.target.apiVersion,
+              kind: e.target.kind,
+              name: e.target.metadata?.name,
+              namespace: e.target.metadata?.namespace,
+              uid: e.target.metadata?.uid,
+              resourceVersion: e.target.metadata?.resourceVersion,
+            },
+            type: e.type,
+            reason: e.reason,
+            message: e.message,
+            ...(e.action ? { action: e.action } : {}),
+            source: { component },
+            reportingComponent: component,
+            reportingInstance: instance,
+            firstTimestamp: e.firstTimestamp,
+            lastTimestamp: e.lastTimestamp,
+            count: 1,
           },
-          type: e.type,
-          reason: e.reason,
-          message: e.message,
-          ...(e.action ? { action: e.action } : {}),
-          source: { component },
-          reportingComponent: component,
-          reportingInstance: instance,
-          firstTimestamp: e.firstTimestamp,
-          lastTimestamp: e.lastTimestamp,
-          count: 1,
         },
-      });
+        request,
+      );
       this.#correlator.written(d.key, created.metadata?.name ?? name);
     } catch (err) {
       log.warn({ err, reason: e.reason, object: e.target.metadata?.name }, 'could not record Event');

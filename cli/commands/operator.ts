@@ -1,11 +1,10 @@
 // `netmesh operator`: the Network controller alone.
-import { Registry } from 'prom-client';
 import { startOperator } from '../../operator/main.ts';
-import { startHealthServer } from '../../runtime/health-server.ts';
+import { runProcess } from '../../runtime/lifecycle.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
 import { parseFlags } from '../flags.ts';
-import { operatorFlags, operatorOptionsFromFlags, parseListen, serveUntilSignal } from './common.ts';
+import { operatorFlags, operatorOptionsFromFlags, parseListen } from './common.ts';
 import { preflightLease } from './preflight.ts';
 
 export const SUMMARY =
@@ -19,31 +18,20 @@ export async function run(argv: string[]): Promise<number> {
   const options = operatorOptionsFromFlags(values); // bad flags fail before anything starts
   const log = createLogger('netmesh', { level: values['log-level']! });
   const cluster = connect(values);
-  const kc = cluster.kc;
   log.info(clusterLogFields(cluster), 'using cluster');
   if (options.leaderElect)
-    await preflightLease(kc, options.namespace, options.leaseName ?? 'netmesh-operator');
-  const registry = new Registry();
-  const health = await startHealthServer({ ...parseListen(values['health-listen']!), registry, log });
-  let exitCode = 0;
-  const operator = await startOperator({
-    ...options,
-    kc,
-    log,
-    registry,
-    onLostLeadership: () => {
-      exitCode = 1;
-      process.kill(process.pid, 'SIGTERM');
+    await preflightLease(cluster.kc, options.namespace, options.leaseName ?? 'netmesh-operator');
+  return runProcess(
+    { log, health: parseListen(values['health-listen']!), runningMessage: 'netmesh operator running' },
+    async (ctx) => {
+      const operator = await startOperator({
+        ...options,
+        kc: cluster.kc,
+        log,
+        registry: ctx.registry,
+        onLostLeadership: () => ctx.exit(1),
+      });
+      return [{ name: 'operator', ready: () => operator.ready(), stop: () => operator.stop() }];
     },
-  }).catch(async (err: unknown) => {
-    await health.close();
-    throw err;
-  });
-  health.addReadinessCheck('operator', () => operator.ready());
-  log.info({ identity: operator.identity, health: health.port }, 'netmesh operator running');
-  await serveUntilSignal(log, async () => {
-    await operator.stop();
-    await health.close();
-  });
-  return exitCode;
+  );
 }

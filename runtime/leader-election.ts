@@ -79,7 +79,7 @@ export interface LeaderElectorOptions {
   log: Logger;
   clock?: Clock;
   random?: () => number;
-  /** Per-request timeout. Default: half of renewDeadline, at least 1 s. */
+  /** Per-request timeout. Default: two retry periods, at most half of renewDeadline, at least 1 s. */
   requestTimeoutMs?: number;
   client?: LeaseClient;
 }
@@ -167,7 +167,12 @@ export class LeaderElector {
       renewDeadlineMs: this.#renewDeadlineMs,
       retryPeriodMs: this.#retryPeriodMs,
     });
-    this.#requestTimeoutMs = opts.requestTimeoutMs ?? Math.max(1_000, Math.floor(this.#renewDeadlineMs / 2));
+    // Short enough that a request stuck on a dead connection (a stalled keep-alive socket in
+    // the shared pool, which only its timeout frees) costs one retry period or two, not half the
+    // renew deadline: the next try gets another connection well before the deadline.
+    this.#requestTimeoutMs =
+      opts.requestTimeoutMs ??
+      Math.max(1_000, Math.min(Math.floor(this.#renewDeadlineMs / 2), 2 * this.#retryPeriodMs));
     this.#log = opts.log.child({ lease: `${opts.namespace}/${opts.name}`, identity: opts.identity });
     this.#clock = opts.clock ?? realClock;
     this.#random = opts.random ?? Math.random;

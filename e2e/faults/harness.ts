@@ -239,37 +239,23 @@ export async function assertConverged(
   ).catch((err: Error) => {
     throw new Error(`${err.message} (${last})`);
   });
-  const nets = new Map((await listNetworks(f, namespace)).map((n) => [n.metadata!.name!, n]));
-  // CNI ConfigMaps carry the Network's name as a label (the Envoy bootstrap copies do not).
-  const cms = (
-    await f.core.listNamespacedConfigMap({
-      namespace,
-      labelSelector: `${MANAGED_BY_LABEL}=${FIELD_MANAGER},${NETWORK_LABEL}`,
-    })
-  ).items;
-  const byName = new Map(cms.map((c) => [c.metadata!.name!, c]));
-  assert.equal(byName.size, cms.length, 'no duplicate CNI ConfigMaps');
-  for (const [name, n] of nets) {
-    const key = `${namespace}/${name}`;
-    const cm = byName.get(configMapName(name));
-    if (!verdicts.ready.has(key)) {
-      assert.equal(cm, undefined, `${key} is not Ready and has no CNI ConfigMap`);
-      continue;
-    }
-    assert.ok(cm, `${key} is Ready and has its CNI ConfigMap`);
-    const v = validateNetworkSpec(n.spec);
-    assert.ok(v.ok);
-    const want = desiredMaterialization(n, v, 'ConfigMap').object as k8s.V1ConfigMap;
-    assert.deepEqual(
-      JSON.parse(cm.data?.[CONFLIST_KEY] ?? '{}'),
-      JSON.parse(want.data?.[CONFLIST_KEY] ?? '{}'),
-      `${key} conflist`,
-    );
-    const owner = cm.metadata?.ownerReferences?.find((o) => o.controller);
-    assert.equal(owner?.uid, n.metadata?.uid, `${key} owns its ConfigMap`);
-    byName.delete(configMapName(name));
-  }
-  assert.deepEqual([...byName.keys()], [], 'no CNI ConfigMap without its Network');
+  // The ConfigMaps of deleted Networks go through the garbage collector, which may lag: the
+  // check is repeated until it holds (or the deadline), and its last failure is reported.
+  let lastFailure: unknown;
+  const ok = await eventually(
+    `the CNI ConfigMaps of ${namespace} match the Networks`,
+    async () => {
+      try {
+        await checkConfigMaps(f, namespace, verdicts);
+        return true;
+      } catch (err) {
+        lastFailure = err;
+        return false;
+      }
+    },
+    { timeoutMs: 90_000, intervalMs: 500 },
+  ).catch(() => false);
+  if (!ok) throw lastFailure;
   return verdicts;
 }
 
@@ -301,4 +287,38 @@ export async function compactEtcd(f: FaultCluster): Promise<number> {
   });
   if (!res.ok) throw new Error(`etcd compaction failed: ${res.status} ${await res.text()}`);
   return revision;
+}
+
+async function checkConfigMaps(f: FaultCluster, namespace: string, verdicts: Verdicts): Promise<void> {
+  const nets = new Map((await listNetworks(f, namespace)).map((n) => [n.metadata!.name!, n]));
+  // CNI ConfigMaps carry the Network's name as a label (the Envoy bootstrap copies do not).
+  const cms = (
+    await f.core.listNamespacedConfigMap({
+      namespace,
+      labelSelector: `${MANAGED_BY_LABEL}=${FIELD_MANAGER},${NETWORK_LABEL}`,
+    })
+  ).items;
+  const byName = new Map(cms.map((c) => [c.metadata!.name!, c]));
+  assert.equal(byName.size, cms.length, 'no duplicate CNI ConfigMaps');
+  for (const [name, n] of nets) {
+    const key = `${namespace}/${name}`;
+    const cm = byName.get(configMapName(name));
+    if (!verdicts.ready.has(key)) {
+      assert.equal(cm, undefined, `${key} is not Ready and has no CNI ConfigMap`);
+      continue;
+    }
+    assert.ok(cm, `${key} is Ready and has its CNI ConfigMap`);
+    const v = validateNetworkSpec(n.spec);
+    assert.ok(v.ok);
+    const want = desiredMaterialization(n, v, 'ConfigMap').object as k8s.V1ConfigMap;
+    assert.deepEqual(
+      JSON.parse(cm.data?.[CONFLIST_KEY] ?? '{}'),
+      JSON.parse(want.data?.[CONFLIST_KEY] ?? '{}'),
+      `${key} conflist`,
+    );
+    const owner = cm.metadata?.ownerReferences?.find((o) => o.controller);
+    assert.equal(owner?.uid, n.metadata?.uid, `${key} owns its ConfigMap`);
+    byName.delete(configMapName(name));
+  }
+  assert.deepEqual([...byName.keys()], [], 'no CNI ConfigMap without its Network');
 }

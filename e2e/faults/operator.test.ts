@@ -184,7 +184,11 @@ describe('faults: the operator', () => {
       await compactEtcd(f);
       await f.cluster.local!.restartComponent('kube-apiserver');
       // Proof that the history is really gone: a watch from what the operator last saw is 410.
-      const watch = await watchStatus(f, ns, seen);
+      // (The restarted apiserver answers 429 until its watch cache has initialised.)
+      const watch = await eventually('the watch cache up', async () => {
+        const w = await watchStatus(f, ns, seen);
+        return /^HTTP 429/.test(w) ? undefined : w;
+      });
       assert.match(watch, /410|Expired|too old/, `a watch from resourceVersion ${seen}: ${watch}`);
     } finally {
       op.child.kill('SIGCONT');

@@ -59,7 +59,9 @@ describe('faults: resource pressure', { timeout: (CHURN_MINUTES + 25) * 60_000 }
     await f?.stop();
   });
 
-  test(`${NETWORKS} Networks and ${NAMESPACES} namespaces cached, then ${CHURN_MINUTES} minutes of churn: no unbounded growth`, async () => {
+  test(`${NETWORKS} Networks and ${NAMESPACES} namespaces cached, then ${CHURN_MINUTES} minutes of churn: no unbounded growth`, {
+    timeout: (CHURN_MINUTES + 25) * 60_000,
+  }, async () => {
     const idle = await inspector.memoryAfterGc();
     console.log(`# idle: rss ${mb(idle.rss)}, heap ${mb(idle.heapUsed)}`);
     const started = Date.now();

@@ -46,7 +46,9 @@ describe('control plane', () => {
     for (const p of pods)
       assert.ok(p.metadata?.generateName?.startsWith('web-'), 'controller-created Pods use generateName');
 
-    // The garbage collector: deleting the ReplicaSet in the background removes its Pods.
+    // The garbage collector: deleting the ReplicaSet in the background deletes its Pods. On a
+    // real node a deleted Pod stays (Terminating) until the kubelet has stopped it, so the
+    // collector's work is done once every owned Pod carries a deletionTimestamp.
     await h.apps.deleteNamespacedReplicaSet({
       namespace: ns,
       name: rs.metadata!.name!,
@@ -54,7 +56,11 @@ describe('control plane', () => {
     });
     await eventually("the ReplicaSet's Pods collected or replaced", async () => {
       const list = await h.core.listNamespacedPod({ namespace: ns });
-      return list.items.every((p) => !p.metadata?.ownerReferences?.some((o) => o.uid === rs.metadata?.uid));
+      return list.items.every(
+        (p) =>
+          p.metadata?.deletionTimestamp !== undefined ||
+          !p.metadata?.ownerReferences?.some((o) => o.uid === rs.metadata?.uid),
+      );
     });
 
     await h.core.deleteNamespace({ name: ns });

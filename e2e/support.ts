@@ -113,7 +113,12 @@ export async function createDeployment(
         selector: { matchLabels: { app: name } },
         template: {
           metadata: { labels: { app: name } },
-          spec: { containers: [{ name, image: 'busybox', command: ['sleep', '3600'] }] },
+          // `sleep` as PID 1 ignores SIGTERM: without a short grace period every deletion on
+          // the real node waits the default 30 s for the kubelet's SIGKILL.
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: [{ name, image: 'busybox', command: ['sleep', '3600'] }],
+          },
         },
       },
     },

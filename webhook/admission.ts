@@ -8,7 +8,7 @@
  * warning rather than failing the user's request.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import { planInjection } from './core/inject.ts';
+import { planEncodedInjection } from './core/inject.ts';
 import { decideSelection } from './core/selection.ts';
 import type { SidecarTemplate } from './core/template.ts';
 import { isPlainObject } from './core/template.ts';
@@ -244,7 +244,7 @@ function admitUnsafe(request: AdmissionRequest, ctx: AdmitContext): AdmitResult 
   if (ctx.templateStale !== undefined) {
     warnings.push(`using the last good sidecar template ${ctx.template.hash}: ${ctx.templateStale}`);
   }
-  const plan = planInjection(pod as V1Pod, ctx.template.template, { templateHash: ctx.template.hash });
+  const plan = planEncodedInjection(pod as V1Pod, ctx.template.template, { templateHash: ctx.template.hash });
   warnings.push(...plan.warnings);
   if (plan.action === 'skip') {
     // The selection already let a Pod carrying our record through quietly; reaching here as
@@ -260,7 +260,7 @@ function admitUnsafe(request: AdmissionRequest, ctx: AdmitContext): AdmitResult 
     warnings,
   );
   result.response.patchType = 'JSONPatch';
-  result.response.patch = Buffer.from(JSON.stringify(plan.patch), 'utf8').toString('base64');
+  result.response.patch = plan.patchBase64;
   return result;
 }
 

@@ -3,6 +3,18 @@ import { describe, test } from 'node:test';
 import { createWebhookMetrics } from './metrics.ts';
 
 describe('webhook metrics', () => {
+  test('the certificate expiry has no sample until a certificate is loaded (0 would read as expired)', async () => {
+    const metrics = createWebhookMetrics();
+    const before = await metrics.registry.metrics();
+    assert.match(before, /^# TYPE netmesh_webhook_certificate_expiry_timestamp_seconds gauge$/m);
+    assert.doesNotMatch(before, /^netmesh_webhook_certificate_expiry_timestamp_seconds /m);
+    metrics.certificateExpiry.set(1_900_000_000);
+    assert.match(
+      await metrics.registry.metrics(),
+      /^netmesh_webhook_certificate_expiry_timestamp_seconds 1900000000$/m,
+    );
+  });
+
   test('the durations are histograms in seconds, per outcome for requests', async () => {
     const metrics = createWebhookMetrics();
     metrics.requestDuration.observe({ outcome: 'skipped' }, 0.0002);

@@ -23,6 +23,14 @@ const DURATION_BUCKETS = [
 ];
 
 export function createWebhookMetrics(registry: Registry = new Registry()): WebhookMetrics {
+  const certificateExpiry = new Gauge({
+    name: 'netmesh_webhook_certificate_expiry_timestamp_seconds',
+    help: 'Expiry (Unix time) of the serving certificate in use; absent until one is loaded.',
+    registers: [registry],
+  });
+  // prom-client starts an unlabelled gauge at 0, which reads as "expired in 1970" and would fire
+  // every expiry alert while the webhook starts: no sample until a certificate is known.
+  certificateExpiry.remove();
   return {
     registry,
     requests: new Counter({
@@ -70,10 +78,6 @@ export function createWebhookMetrics(registry: Registry = new Registry()): Webho
       help: '1 while the ConfigMap holds an invalid template and the last good one is in force.',
       registers: [registry],
     }),
-    certificateExpiry: new Gauge({
-      name: 'netmesh_webhook_certificate_expiry_timestamp_seconds',
-      help: 'Expiry (Unix time) of the serving certificate in use.',
-      registers: [registry],
-    }),
+    certificateExpiry,
   };
 }

@@ -92,7 +92,7 @@ const NAMESPACES: Record<string, Record<string, string>> = {
 describe('admission server', () => {
   let server: AdmissionServer;
   let context: () => Partial<AdmitContext> = () => ({});
-  let throwIt = false;
+  let throwIt: false | 'sync' | 'async' = false;
   const metrics = createWebhookMetrics();
   const { template, hash } = courseTemplate();
 
@@ -104,8 +104,10 @@ describe('admission server', () => {
       logger: silent,
       metrics,
       maxBodyBytes: 64 * 1024,
-      review: async (request) => {
-        if (throwIt) throw new Error('boom');
+      // Answers synchronously, as netmesh does from its caches; or fails either way.
+      review: (request) => {
+        if (throwIt === 'sync') throw new Error('boom');
+        if (throwIt === 'async') return Promise.reject(new Error('boom'));
         return admit(request, {
           template: { template, hash },
           namespaceLabels: NAMESPACES[request.namespace ?? ''],
@@ -222,18 +224,23 @@ describe('admission server', () => {
     }
   });
 
-  test('an exception in the reviewer admits unchanged with a warning', async () => {
-    throwIt = true;
-    try {
-      const reply = await call(server.port, { body: review(coursePod()) });
-      assert.equal(reply.status, 200);
-      const out = reply.json();
-      assert.equal(out.response['allowed'], true);
-      assert.match((out.response['warnings'] as string[])[0]!, /internal error/);
-    } finally {
-      throwIt = false;
-    }
-  });
+  for (const how of ['sync', 'async'] as const) {
+    test(`an exception in the reviewer (${how}) admits unchanged with a warning`, async () => {
+      throwIt = how;
+      try {
+        const body = review(coursePod());
+        const reply = await call(server.port, { body });
+        assert.equal(reply.status, 200);
+        const out = reply.json();
+        assert.equal(out.response['uid'], JSON.parse(body).request.uid);
+        assert.equal(out.response['allowed'], true);
+        assert.equal(out.response['patch'], undefined);
+        assert.match((out.response['warnings'] as string[])[0]!, /internal error.*boom/);
+      } finally {
+        throwIt = false;
+      }
+    });
+  }
 
   test('an object that is not a Pod is allowed without a patch', async () => {
     const body = review(

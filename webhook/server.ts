@@ -31,7 +31,8 @@ export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const MIN_TLS_VERSION = 'TLSv1.2';
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
-export type ReviewFn = (request: AdmissionRequest) => Promise<AdmitResult>;
+/** The decision for one review: synchronous when the caches settle it, a promise when it needs I/O. */
+export type ReviewFn = (request: AdmissionRequest) => AdmitResult | Promise<AdmitResult>;
 
 export interface AdmissionAppOptions {
   review: ReviewFn;
@@ -114,29 +115,9 @@ export function createAdmissionHandler(opts: AdmissionAppOptions): AdmissionHand
     logger.warn({ status, reason }, 'rejected admission request');
   };
 
-  const answer = async (res: ServerResponse, raw: Buffer, started: bigint): Promise<void> => {
-    const parsed = parseReviewBody(raw);
-    if (!parsed.ok) {
-      invalid(res, started, 400, parsed.reason);
-      return;
-    }
-    let result: AdmitResult;
-    try {
-      result = await opts.review(parsed.request);
-    } catch (err) {
-      // The reviewer already catches everything it knows about; this is the last resort.
-      const message = `internal error, pod admitted without the sidecar: ${(err as Error)?.message ?? String(err)}`;
-      result = {
-        response: { uid: parsed.request.uid, allowed: true, warnings: [formatWarning(message)] },
-        outcome: 'error',
-        reason: 'InternalError',
-        message,
-        podName: podDisplayName(parsed.request.object, parsed.request.name),
-        namespace: typeof parsed.request.namespace === 'string' ? parsed.request.namespace : '',
-      };
-    }
-    const body = JSON.stringify(reviewResponse(result.response));
-    res.writeHead(200, { 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+  const respond = (res: ServerResponse, request: AdmissionRequest, result: AdmitResult, started: bigint) => {
+    const body = Buffer.from(JSON.stringify(reviewResponse(result.response)), 'utf8');
+    res.writeHead(200, { 'content-type': JSON_CONTENT_TYPE, 'content-length': body.length });
     res.end(body);
     // Bookkeeping after the answer is on its way: the apiserver is waiting, the log is not.
     const seconds = secondsSince(started);
@@ -149,17 +130,61 @@ export function createAdmissionHandler(opts: AdmissionAppOptions): AdmissionHand
       metrics.skips.inc({ reason: result.reason });
     }
     const line = {
-      uid: parsed.request.uid,
+      uid: request.uid,
       namespace: result.namespace,
       name: result.podName,
-      operation: parsed.request.operation,
-      dryRun: parsed.request.dryRun === true,
+      operation: request.operation,
+      dryRun: request.dryRun === true,
       decision: result.outcome,
       reason: result.reason,
       durationMs: Math.round(seconds * 1e6) / 1e3,
     };
     if (result.outcome === 'error') logger.error({ ...line, message: result.message }, 'admission');
     else logger.info(line, 'admission');
+  };
+
+  /** The reviewer already catches everything it knows about; this is the last resort. */
+  const reviewFailed = (request: AdmissionRequest, err: unknown): AdmitResult => {
+    const message = `internal error, pod admitted without the sidecar: ${(err as Error)?.message ?? String(err)}`;
+    return {
+      response: { uid: request.uid, allowed: true, warnings: [formatWarning(message)] },
+      outcome: 'error',
+      reason: 'InternalError',
+      message,
+      podName: podDisplayName(request.object, request.name),
+      namespace: typeof request.namespace === 'string' ? request.namespace : '',
+    };
+  };
+
+  const unexpected = (res: ServerResponse, err: unknown): void => {
+    logger.error({ err: (err as Error)?.message ?? String(err) }, 'unexpected error in the admission server');
+    metrics.requests.inc({ outcome: 'error' });
+    if (!res.headersSent) plain(res, 500, 'internal error');
+  };
+
+  const answer = (res: ServerResponse, raw: Buffer, started: bigint): void => {
+    const parsed = parseReviewBody(raw);
+    if (!parsed.ok) {
+      invalid(res, started, 400, parsed.reason);
+      return;
+    }
+    const request = parsed.request;
+    let result: AdmitResult | Promise<AdmitResult>;
+    try {
+      result = opts.review(request);
+    } catch (err) {
+      result = reviewFailed(request, err);
+    }
+    if (result instanceof Promise) {
+      result
+        .then(
+          (r) => respond(res, request, r, started),
+          (err: unknown) => respond(res, request, reviewFailed(request, err), started),
+        )
+        .catch((err: unknown) => unexpected(res, err));
+    } else {
+      respond(res, request, result, started);
+    }
   };
 
   return (req, res) => {
@@ -187,14 +212,11 @@ export function createAdmissionHandler(opts: AdmissionAppOptions): AdmissionHand
         invalid(res, started, result.status, result.reason);
         return;
       }
-      answer(res, result.body, started).catch((err: unknown) => {
-        logger.error(
-          { err: (err as Error)?.message ?? String(err) },
-          'unexpected error in the admission server',
-        );
-        metrics.requests.inc({ outcome: 'error' });
-        if (!res.headersSent) plain(res, 500, 'internal error');
-      });
+      try {
+        answer(res, result.body, started);
+      } catch (err) {
+        unexpected(res, err);
+      }
     });
   };
 }

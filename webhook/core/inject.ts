@@ -11,7 +11,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
 import jsonpatch from 'fast-json-patch';
 import { POD_INJECT_LABEL, STATUS_ANNOTATION, STATUS_VERSION } from './contract.ts';
-import { isEmptyTemplate, isPlainObject, type SidecarTemplate } from './template.ts';
+import { deepFreeze, isEmptyTemplate, isPlainObject, type SidecarTemplate } from './template.ts';
 
 /** The value of the `netmesh.io/status` annotation, serialised as JSON in this key order. */
 export interface InjectionStatus {
@@ -321,8 +321,36 @@ function assertAddable(pod: unknown, targets: readonly AddTarget[]): void {
 
 type Decision = SkipPlan | { action: 'inject'; shape: PodShape; status: InjectionStatus; statusJson: string };
 
+/** What the decision needs from the template and its hash: the same for every Pod. */
+interface TemplateFacts {
+  wanted: { containers: string[]; initContainers: string[]; volumes: string[] };
+  status: InjectionStatus;
+  statusJson: string;
+}
+
+function factsOf(template: SidecarTemplate, templateHash: string): TemplateFacts {
+  const wanted = {
+    containers: template.containers.map((c) => c.name),
+    initContainers: template.initContainers.map((c) => c.name),
+    volumes: template.volumes.map((v) => v.name),
+  };
+  const status: InjectionStatus = {
+    version: STATUS_VERSION,
+    containers: wanted.containers,
+    initContainers: wanted.initContainers,
+    volumes: wanted.volumes,
+    templateHash,
+  };
+  return { wanted, status, statusJson: serializeStatus(status) };
+}
+
 /** Everything planInjection decides, without building the patch. */
-function decide(pod: unknown, template: SidecarTemplate, templateHash: string): Decision {
+function decide(
+  pod: unknown,
+  template: SidecarTemplate,
+  templateHash: string,
+  facts: () => TemplateFacts,
+): Decision {
   const shape = readShape(pod);
   if (typeof shape === 'string') {
     return { action: 'skip', reason: 'InvalidPod', message: `cannot inject: ${shape}`, warnings: [] };
@@ -339,11 +367,7 @@ function decide(pod: unknown, template: SidecarTemplate, templateHash: string): 
     };
   }
 
-  const wanted = {
-    containers: template.containers.map((c) => c.name),
-    initContainers: template.initContainers.map((c) => c.name),
-    volumes: template.volumes.map((v) => v.name),
-  };
+  const { wanted, status, statusJson } = facts();
   const have = {
     containers: namesOf(shape.containers),
     initContainers: namesOf(shape.initContainers),
@@ -397,14 +421,7 @@ function decide(pod: unknown, template: SidecarTemplate, templateHash: string): 
     };
   }
 
-  const status: InjectionStatus = {
-    version: STATUS_VERSION,
-    containers: wanted.containers,
-    initContainers: wanted.initContainers,
-    volumes: wanted.volumes,
-    templateHash,
-  };
-  return { action: 'inject', shape, status, statusJson: serializeStatus(status) };
+  return { action: 'inject', shape, status, statusJson };
 }
 
 function injectionWarnings(shape: PodShape, template: SidecarTemplate): string[] {
@@ -412,7 +429,7 @@ function injectionWarnings(shape: PodShape, template: SidecarTemplate): string[]
 }
 
 export function planInjection(pod: V1Pod, template: SidecarTemplate, options: PlanOptions): InjectionPlan {
-  const decision = decide(pod, template, options.templateHash);
+  const decision = decide(pod, template, options.templateHash, () => factsOf(template, options.templateHash));
   if (decision.action === 'skip') return decision;
   const target = targetOf(decision.shape);
   const patch = buildPatch(target, template, decision.statusJson);
@@ -428,12 +445,13 @@ export function planInjection(pod: V1Pod, template: SidecarTemplate, options: Pl
 
 /** planInjection's result with the patch as the apiserver wants it: base64 of its JSON. */
 export type EncodedInjectionPlan =
-  | { action: 'inject'; patchBase64: string; status: InjectionStatus; warnings: string[] }
+  | { action: 'inject'; patchBase64: string; status: Readonly<InjectionStatus>; warnings: string[] }
   | SkipPlan;
 
-/** Per template: the encoded patch of each target seen so far, and the hash they were made with. */
+/** Per template: its facts and the encoded patch of each target seen so far, for one hash. */
 interface EncodedPatches {
   templateHash: string;
+  facts: TemplateFacts;
   byTarget: Map<string, { patchBase64: string; targets: AddTarget[] }>;
 }
 
@@ -450,15 +468,18 @@ export function planEncodedInjection(
   template: SidecarTemplate,
   options: PlanOptions,
 ): EncodedInjectionPlan {
-  const decision = decide(pod, template, options.templateHash);
+  let cache = Object.isFrozen(template) ? encodedPatches.get(template) : undefined;
+  if (cache === undefined || cache.templateHash !== options.templateHash) {
+    // Frozen: every plan of this template returns these objects.
+    const facts = deepFreeze(factsOf(template, options.templateHash));
+    cache = { templateHash: options.templateHash, facts, byTarget: new Map() };
+    if (Object.isFrozen(template)) encodedPatches.set(template, cache);
+  }
+  const { facts } = cache;
+  const decision = decide(pod, template, options.templateHash, () => facts);
   if (decision.action === 'skip') return decision;
   const target = targetOf(decision.shape);
   const key = targetKey(target);
-  let cache = Object.isFrozen(template) ? encodedPatches.get(template) : undefined;
-  if (cache === undefined || cache.templateHash !== options.templateHash) {
-    cache = { templateHash: options.templateHash, byTarget: new Map() };
-    if (Object.isFrozen(template)) encodedPatches.set(template, cache);
-  }
   let encoded = cache.byTarget.get(key);
   if (encoded === undefined) {
     const patch = buildPatch(target, template, decision.statusJson);

@@ -246,7 +246,8 @@ export function parseTemplate(text: string): ParseTemplateResult {
   return { ok: true, template: deepFreeze(template), hash: hashTemplate(template) };
 }
 
-function deepFreeze<T>(value: T): T {
+/** Freezes an object graph of plain data (JSON-like), returning it. */
+export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     for (const v of Object.values(value)) deepFreeze(v);
     Object.freeze(value);

@@ -19,10 +19,10 @@ import type { Logger } from 'pino';
 import {
   type AdmissionRequest,
   type AdmitResult,
+  encodeReviewResponse,
   formatWarning,
   parseReviewBody,
   podDisplayName,
-  reviewResponse,
 } from './admission.ts';
 import type { WebhookMetrics } from './metrics.ts';
 import { MUTATE_PATH } from './webhook-config.ts';
@@ -116,7 +116,7 @@ export function createAdmissionHandler(opts: AdmissionAppOptions): AdmissionHand
   };
 
   const respond = (res: ServerResponse, request: AdmissionRequest, result: AdmitResult, started: bigint) => {
-    const body = Buffer.from(JSON.stringify(reviewResponse(result.response)), 'utf8');
+    const body = Buffer.from(encodeReviewResponse(result.response), 'utf8');
     res.writeHead(200, { 'content-type': JSON_CONTENT_TYPE, 'content-length': body.length });
     res.end(body);
     // Bookkeeping after the answer is on its way: the apiserver is waiting, the log is not.

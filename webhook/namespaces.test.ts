@@ -115,3 +115,11 @@ test('needsFreshLabels only for cached labels', () => {
   assert.equal(needsFreshLabels({ ...input(p), labels: { labels: {}, source: 'cache' } }), true);
   assert.equal(needsFreshLabels({ ...input(p), labels: { labels: {}, source: 'api' } }), false);
 });
+
+test('needsFreshLabels: an enabled namespace never needs a re-read, whatever the Pod says', () => {
+  for (const p of [pod(), pod({ 'netmesh.io/inject': 'false' }), pod({ 'netmesh.io/inject': 'maybe' })]) {
+    assert.equal(needsFreshLabels({ ...input(p), labels: { labels: ENABLED, source: 'cache' } }), false);
+  }
+  const disabled = { 'netmesh.io/injection': 'disabled' };
+  assert.equal(needsFreshLabels({ ...input(pod()), labels: { labels: disabled, source: 'cache' } }), true);
+});

@@ -13,6 +13,7 @@
 import type { CoreV1Api, KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { NAMESPACE_INJECTION_ENABLED, NAMESPACE_INJECTION_LABEL } from './core/contract.ts';
 import { decideSelection } from './core/selection.ts';
 import { isPlainObject } from './core/template.ts';
 import { type ResilientInformer, startInformer } from './informer.ts';
@@ -119,6 +120,9 @@ export function needsFreshLabels(input: {
   webhookNamespace: string;
 }): boolean {
   if (input.labels.source !== 'cache' || !isPlainObject(input.pod)) return false;
+  // An enabled namespace is never the reason a Pod is turned away: the common case, decided
+  // without a second selection (admission runs one anyway).
+  if (input.labels.labels?.[NAMESPACE_INJECTION_LABEL] === NAMESPACE_INJECTION_ENABLED) return false;
   return (
     decideSelection({
       pod: input.pod as V1Pod,

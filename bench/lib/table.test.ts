@@ -41,4 +41,9 @@ describe('tables', () => {
       ].join('\n'),
     );
   });
+  it('refuses a row that does not fit the columns', () => {
+    const bad = { ...table, rows: [['course', '1']] };
+    assert.throws(() => renderText(bad), /a row has 2 cells for 3 columns/);
+    assert.throws(() => renderMarkdown(bad), /a row has 2 cells for 3 columns/);
+  });
 });

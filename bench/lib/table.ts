@@ -15,7 +15,18 @@ function alignOf(table: Table, i: number): 'l' | 'r' {
   return table.align?.[i] ?? (i === 0 ? 'l' : 'r');
 }
 
+function checkShape(table: Table): void {
+  for (const row of table.rows) {
+    if (row.length !== table.columns.length) {
+      throw new Error(
+        `table "${table.title}": a row has ${row.length} cells for ${table.columns.length} columns`,
+      );
+    }
+  }
+}
+
 export function renderText(table: Table): string {
+  checkShape(table);
   const widths = table.columns.map((c, i) =>
     Math.max(c.length, ...table.rows.map((r) => (r[i] ?? '').length)),
   );
@@ -38,6 +49,7 @@ function escapeCell(cell: string): string {
 }
 
 export function renderMarkdown(table: Table): string {
+  checkShape(table);
   const sep = table.columns.map((_, i) => (alignOf(table, i) === 'l' ? '---' : '---:'));
   const row = (cells: string[]): string => `| ${cells.map(escapeCell).join(' | ')} |`;
   return [

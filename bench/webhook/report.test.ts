@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { targetMet } from '../lib/area.ts';
+import { renderText } from '../lib/table.ts';
 import type { LoadgenResult } from './loadgen.ts';
 import {
   type BodyRuns,
@@ -103,7 +104,9 @@ describe('webhook report', () => {
       tables.map((t) => t.rows.length),
       [1, 1, 2],
     );
+    for (const t of tables) renderText(t); // throws when a row does not fit its columns
     assert.equal(tables[0]!.rows[0]![4], '0.80');
+    assert.equal(tables[0]!.rows[0]![8], (80 / 110).toFixed(2), 'CPU ratio');
     assert.equal(tables[1]!.rows[0]![3], '0.95', 'p99 in milliseconds');
     assert.match(tables[2]!.rows[0]![1]!, /^150 MB$/);
     const chart = webhookChart([summary], 'subtitle');

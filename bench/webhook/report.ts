@@ -160,6 +160,7 @@ export function webhookTables(runs: WebhookRuns, bodies: BodySummary[]): Table[]
         'target',
         'CPU µs/req netmesh',
         'baseline',
+        'CPU ratio',
       ],
       rows: bodies.map((b) => [
         BODY_TITLES[b.name],

@@ -15,9 +15,11 @@
 //
 // Areas: internals (in-process micro-benchmarks), webhook (a real `netmesh webhook` under load).
 // A new area implements BenchArea (lib/area.ts) and is added to AREAS.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UserFacingError } from '../lib/errors.ts';
 import { internalsArea } from './internals.ts';
@@ -125,7 +127,20 @@ const results = {
   failures,
   areas: Object.fromEntries(done.map((d) => [d.area.name, d.result.results])),
 };
-writeFileSync(new URL(`results${suffix}.json`, benchDir), `${JSON.stringify(results, null, 2)}\n`);
+const resultsFile = fileURLToPath(new URL(`results${suffix}.json`, benchDir));
+writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+// In the project's formatting, so that `npm run lint` accepts the committed results as written.
+try {
+  execFileSync(
+    fileURLToPath(new URL('../node_modules/.bin/biome', import.meta.url)),
+    ['format', '--write', resultsFile],
+    {
+      stdio: 'ignore',
+    },
+  );
+} catch {
+  console.error('# could not format bench/results.json with biome; npm run format will');
+}
 const chartFiles: string[] = [];
 for (const d of done) {
   for (const chart of d.result.charts) {

@@ -53,9 +53,15 @@ describe('lineChart', () => {
   });
 
   it('is one well-formed SVG document sized for its panels', () => {
-    assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="600" height="284"/);
+    assert.match(
+      svg,
+      /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="600" height="284" viewBox="0 0 600 284" role="img"/,
+    );
     assert.ok(svg.trimEnd().endsWith('</svg>'));
     assert.equal(svg.match(/<svg/g)?.length, 1);
+  });
+  it('has a title (accessibility; the linter requires it)', () => {
+    assert.match(svg, /<title>latency &lt;at&gt; 1,000 req\/s: medians &amp; more<\/title>/);
   });
   it('escapes text', () => {
     assert.ok(svg.includes('latency &lt;at&gt; 1,000 req/s'));

@@ -127,7 +127,9 @@ export function lineChart(spec: ChartSpec): string {
     })
     .join('\n');
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT}>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" ${FONT}>`,
+    // What a screen reader (and the README's image link) says about the chart.
+    `<title>${esc(spec.subtitle ? `${spec.title}: ${spec.subtitle}` : spec.title)}</title>`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
     `<text x="16" y="20" font-size="15" font-weight="600">${esc(spec.title)}</text>`,
     spec.subtitle ? `<text x="16" y="37" font-size="11" fill="#555">${esc(spec.subtitle)}</text>` : '',

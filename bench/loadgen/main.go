@@ -10,6 +10,11 @@
 // round sub-millisecond sleeps up to a millisecond, which would add more to every latency
 // than the servers under test take to answer.
 //
+// Several targets (-target name=url, each with its own keep-alive connections) are measured in
+// turns of -slice each, A B B A A B ..., until each has had -duration, and each target's samples
+// are pooled: on a shared machine, whatever slows one slice slows the next one too, so the
+// targets see the same conditions far more closely than in separate runs.
+//
 // Standard library only; the benchmark builds it with the local Go toolchain and caches the
 // binary by source hash. Output: one JSON object on stdout.
 package main
@@ -26,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -106,12 +112,14 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 
 func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 
-func run(client *http.Client, url string, body []byte, rate float64, dur time.Duration, record bool) (phase, error) {
+// fire sends at `rate` for `dur` and returns each request's outcome and how late the client
+// itself was at each intended send time.
+func fire(client *http.Client, url string, body []byte, rate float64, dur time.Duration) ([]result, []time.Duration, error) {
 	period := time.Duration(float64(time.Second) / rate)
 	total := int(dur / period)
 	t, err := newTicker(period)
 	if err != nil {
-		return phase{}, err
+		return nil, nil, err
 	}
 	defer t.close()
 	start := time.Now()
@@ -122,7 +130,7 @@ func run(client *http.Client, url string, body []byte, rate float64, dur time.Du
 	for sent < total {
 		n, err := t.wait()
 		if err != nil {
-			return phase{}, err
+			return nil, nil, err
 		}
 		now := time.Now()
 		for k := uint64(0); k < n && sent < total; k++ {
@@ -152,13 +160,14 @@ func run(client *http.Client, url string, body []byte, rate float64, dur time.Du
 			}()
 		}
 	}
+	// The next slice starts once this one's answers are in, so slices never overlap.
 	wg.Wait()
-	elapsed := time.Since(start)
-	if !record {
-		return phase{}, nil
-	}
-	p := phase{Sent: total, Statuses: map[string]int{}, Seconds: elapsed.Seconds(), ErrorSample: []string{}}
-	lat := make([]time.Duration, 0, total)
+	return results, late, nil
+}
+
+func summarize(results []result, late []time.Duration, seconds float64) phase {
+	p := phase{Sent: len(results), Statuses: map[string]int{}, Seconds: seconds, ErrorSample: []string{}}
+	lat := make([]time.Duration, 0, len(results))
 	var sum time.Duration
 	for _, r := range results {
 		switch {
@@ -198,21 +207,49 @@ func run(client *http.Client, url string, body []byte, rate float64, dur time.Du
 		p.MeanMicros = micros(sum) / float64(len(lat))
 	}
 	p.LateMicros = map[string]float64{"p50": micros(quantile(late, 0.5)), "p99": micros(quantile(late, 0.99))}
-	return p, nil
+	return p
 }
 
+type target struct {
+	name    string
+	url     string
+	client  *http.Client
+	results []result
+	late    []time.Duration
+	seconds float64
+}
+
+// order gives the target index of slice i: A B B A A B B A ... for two targets (each pair of
+// slices in both orders, so a trend over the run favours neither), round-robin for more.
+func order(i, n int) int {
+	if n != 2 {
+		return i % n
+	}
+	if (i/2)%2 == 0 {
+		return i % 2
+	}
+	return 1 - i%2
+}
+
+type targetFlags []string
+
+func (t *targetFlags) String() string     { return strings.Join(*t, ",") }
+func (t *targetFlags) Set(v string) error { *t = append(*t, v); return nil }
+
 func main() {
-	url := flag.String("url", "", "https URL to POST to")
-	caFile := flag.String("ca", "", "PEM file of the CA that signed the server's certificate")
+	var targetArgs targetFlags
+	flag.Var(&targetArgs, "target", "name=https URL to POST to (repeat to interleave several)")
+	caFile := flag.String("ca", "", "PEM file of the CA that signed the servers' certificates")
 	bodyFile := flag.String("body", "", "request body file")
 	rate := flag.Float64("rate", 1000, "requests per second")
-	duration := flag.Duration("duration", 10*time.Second, "measured duration")
-	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured run at the same rate before measuring")
-	conns := flag.Int("conns", 16, "keep-alive connections at most")
+	duration := flag.Duration("duration", 10*time.Second, "measured time per target")
+	slice := flag.Duration("slice", time.Second, "how long each turn of a target lasts")
+	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured run per target at the same rate before measuring")
+	conns := flag.Int("conns", 16, "keep-alive connections per target at most")
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout (the apiserver's webhook default)")
 	flag.Parse()
-	if *url == "" || *caFile == "" || *bodyFile == "" || *rate <= 0 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen -url https://... -ca ca.pem -body file [-rate N -duration D -warmup D -conns N]")
+	if len(targetArgs) == 0 || *caFile == "" || *bodyFile == "" || *rate <= 0 || *slice <= 0 {
+		fmt.Fprintln(os.Stderr, "usage: loadgen -target name=https://... [-target ...] -ca ca.pem -body file [-rate N -duration D -slice D -warmup D -conns N]")
 		os.Exit(2)
 	}
 	die := func(err error) {
@@ -231,28 +268,50 @@ func main() {
 	if err != nil {
 		die(err)
 	}
-	client := &http.Client{
-		Timeout: *timeout,
-		Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			MaxConnsPerHost:     *conns,
-			MaxIdleConnsPerHost: *conns,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-			// HTTP/1.1, as Node's https server speaks.
-			TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
-		},
+	targets := make([]*target, 0, len(targetArgs))
+	for _, arg := range targetArgs {
+		name, url, ok := strings.Cut(arg, "=")
+		if !ok || name == "" || url == "" {
+			die(fmt.Errorf("-target wants name=url, got %q", arg))
+		}
+		targets = append(targets, &target{name: name, url: url, client: &http.Client{
+			Timeout: *timeout,
+			Transport: &http.Transport{
+				TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+				MaxConnsPerHost:     *conns,
+				MaxIdleConnsPerHost: *conns,
+				IdleConnTimeout:     90 * time.Second,
+				DisableCompression:  true,
+				// HTTP/1.1, as Node's https server speaks.
+				TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+			},
+		}})
 	}
 	if *warmup > 0 {
-		if _, err := run(client, *url, body, *rate, *warmup, false); err != nil {
-			die(err)
+		for _, t := range targets {
+			if _, _, err := fire(t.client, t.url, body, *rate, *warmup); err != nil {
+				die(err)
+			}
 		}
 	}
-	p, err := run(client, *url, body, *rate, *duration, true)
-	if err != nil {
-		die(err)
+	slices := int((*duration + *slice - 1) / *slice)
+	for i := 0; i < slices*len(targets); i++ {
+		t := targets[order(i, len(targets))]
+		begin := time.Now()
+		results, late, err := fire(t.client, t.url, body, *rate, *slice)
+		if err != nil {
+			die(err)
+		}
+		t.seconds += time.Since(begin).Seconds()
+		t.results = append(t.results, results...)
+		t.late = append(t.late, late...)
 	}
-	out := map[string]any{"rate": *rate, "conns": *conns, "bodyBytes": len(body), "phase": p}
+	out := map[string]any{"rate": *rate, "conns": *conns, "bodyBytes": len(body), "sliceSeconds": slice.Seconds()}
+	phases := map[string]phase{}
+	for _, t := range targets {
+		phases[t.name] = summarize(t.results, t.late, t.seconds)
+	}
+	out["targets"] = phases
 	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
 		die(err)
 	}

@@ -53,10 +53,18 @@ export async function prepareWebhookEnvironment(log: (s: string) => void): Promi
     await cluster.stop();
   };
   try {
-    const app = await core.readNamespace({ name: BENCH_NAMESPACE }).catch((err: unknown) => {
-      if (statusOf(err) === 404) return undefined;
-      throw err;
-    });
+    const read = () =>
+      core.readNamespace({ name: BENCH_NAMESPACE }).catch((err: unknown) => {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      });
+    let app = await read();
+    // A namespace being deleted (by the previous run) would vanish under the webhook's cache
+    // mid-run: wait until it is gone, then create it again.
+    for (const deadline = Date.now() + 120_000; app?.metadata?.deletionTimestamp; app = await read()) {
+      if (Date.now() > deadline) throw new Error(`namespace ${BENCH_NAMESPACE} is still being deleted`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     if (!app) {
       await core.createNamespace({
         body: {

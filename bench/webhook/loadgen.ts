@@ -1,5 +1,6 @@
 // Latency at a fixed offered rate: the open-loop Go client (bench/loadgen), which measures every
-// request from its intended send time. Parsing is pure; the binary is built once and cached.
+// request from its intended send time and takes the servers in short alternating slices,
+// pooling each one's samples. Parsing is pure; the binary is built once and cached.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ensureGoTool } from '../lib/go-tool.ts';
@@ -21,12 +22,18 @@ export interface LoadgenResult {
   responseBytes: number;
 }
 
-export function parseLoadgenOutput(stdout: string): LoadgenResult {
+/** Per target name, its pooled figures. */
+export function parseLoadgenOutput(stdout: string): Record<string, LoadgenResult> {
   const j = JSON.parse(stdout) as {
     rate: number;
-    phase: Omit<LoadgenResult, 'rate'> & { quantiles: [number, number][] | null };
+    targets: Record<string, Omit<LoadgenResult, 'rate'> & { quantiles: [number, number][] | null }>;
   };
-  return { rate: j.rate, ...j.phase, quantiles: j.phase.quantiles ?? [] };
+  return Object.fromEntries(
+    Object.entries(j.targets).map(([name, p]) => [
+      name,
+      { rate: j.rate, ...p, quantiles: p.quantiles ?? [] },
+    ]),
+  );
 }
 
 const sourceDir = fileURLToPath(new URL('../loadgen/', import.meta.url));
@@ -38,19 +45,23 @@ export function loadgenBinary(): string {
 
 export function runLoadgen(opts: {
   binary: string;
-  url: string;
+  targets: { name: string; url: string }[];
   caFile: string;
   bodyFile: string;
   rate: number;
+  /** Measured seconds per target. */
   seconds: number;
+  /** Length of each target's turn. */
+  sliceSeconds: number;
   warmupSeconds: number;
   connections: number;
   pin: string[];
-}): Promise<LoadgenResult> {
+}): Promise<Record<string, LoadgenResult>> {
   const [bin, ...args] = [
     ...opts.pin,
     opts.binary,
-    `-url=${opts.url}`,
+    ...opts.targets.map((t) => `-target=${t.name}=${t.url}`),
+    `-slice=${opts.sliceSeconds}s`,
     `-ca=${opts.caFile}`,
     `-body=${opts.bodyFile}`,
     `-rate=${opts.rate}`,

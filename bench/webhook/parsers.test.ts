@@ -28,31 +28,37 @@ describe('parseWrkOutput', () => {
 });
 
 describe('parseLoadgenOutput', () => {
-  it('flattens the phase and keeps the quantiles', () => {
-    const r = parseLoadgenOutput(
+  it('one result per target, with the rate and the quantiles', () => {
+    const all = parseLoadgenOutput(
       JSON.stringify({
         rate: 1000,
         conns: 16,
         bodyBytes: 2697,
-        phase: {
-          sent: 3000,
-          ok: 3000,
-          errors: 0,
-          errorSample: [],
-          statuses: { '200': 3000 },
-          quantiles: [
-            [0.5, 310],
-            [0.99, 900],
-          ],
-          percentilesMicros: { p50: 310, p90: 500, p99: 900, p999: 2000 },
-          maxMicros: 3000,
-          meanMicros: 350,
-          sendLatenessMicros: { p50: 20, p99: 80 },
-          seconds: 3.001,
-          responseBytes: 1418,
+        sliceSeconds: 1,
+        targets: {
+          baseline: { sent: 10, ok: 10, errors: 0, quantiles: null, percentilesMicros: { p99: 500 } },
+          netmesh: {
+            sent: 3000,
+            ok: 3000,
+            errors: 0,
+            errorSample: [],
+            statuses: { '200': 3000 },
+            quantiles: [
+              [0.5, 310],
+              [0.99, 900],
+            ],
+            percentilesMicros: { p50: 310, p90: 500, p99: 900, p999: 2000 },
+            maxMicros: 3000,
+            meanMicros: 350,
+            sendLatenessMicros: { p50: 20, p99: 80 },
+            seconds: 3.001,
+            responseBytes: 1418,
+          },
         },
       }),
     );
+    assert.deepEqual(Object.keys(all).sort(), ['baseline', 'netmesh']);
+    const r = all['netmesh']!;
     assert.equal(r.rate, 1000);
     assert.equal(r.ok, 3000);
     assert.deepEqual(r.quantiles, [
@@ -65,9 +71,9 @@ describe('parseLoadgenOutput', () => {
     const r = parseLoadgenOutput(
       JSON.stringify({
         rate: 1,
-        phase: { sent: 1, ok: 1, errors: 0, quantiles: null, percentilesMicros: {} },
+        targets: { a: { sent: 1, ok: 1, errors: 0, quantiles: null, percentilesMicros: {} } },
       }),
     );
-    assert.deepEqual(r.quantiles, []);
+    assert.deepEqual(r['a']!.quantiles, []);
   });
 });

@@ -75,7 +75,9 @@ describe('webhook report', () => {
   const runs: WebhookRuns = {
     rounds: 3,
     throughputSeconds: 8,
-    latencySeconds: 15,
+    latencyRounds: 3,
+    latencySeconds: 12,
+    latencySliceSeconds: 1,
     connections: 16,
     pinned: true,
     startupSeconds: 1.2,

@@ -56,7 +56,9 @@ export interface MemoryFigures {
 export interface WebhookRuns {
   rounds: number;
   throughputSeconds: number;
+  latencyRounds: number;
   latencySeconds: number;
+  latencySliceSeconds: number;
   connections: number;
   pinned: boolean;
   startupSeconds: number;
@@ -147,7 +149,10 @@ export function webhookTargets(bodies: BodySummary[], memory: Record<Server, Mem
 }
 
 export function webhookTables(runs: WebhookRuns, bodies: BodySummary[]): Table[] {
-  const how = `medians of ${runs.rounds} interleaved rounds (netmesh, baseline, baseline, netmesh, ...)${runs.pinned ? '; servers on CPU 0, load generator on CPU 1' : '; not pinned (fewer than 2 CPUs or no taskset)'}`;
+  const where = runs.pinned
+    ? 'servers on CPU 0, load generators on CPU 1'
+    : 'not pinned (fewer than 2 CPUs or no taskset)';
+  const how = `medians of ${runs.rounds} interleaved rounds (netmesh, baseline, baseline, netmesh, ...); ${where}`;
   return [
     {
       title: `webhook: maximum throughput (wrk, ${runs.connections} keep-alive TLS connections, ${runs.throughputSeconds} s runs)`,
@@ -180,7 +185,7 @@ export function webhookTables(runs: WebhookRuns, bodies: BodySummary[]): Table[]
       ],
     },
     {
-      title: `webhook: latency at a fixed offered rate (open loop, from the intended send time; ${runs.latencySeconds} s runs)`,
+      title: `webhook: latency at a fixed offered rate (open loop, latency from the intended send time)`,
       columns: [
         'body',
         'req/s',
@@ -205,7 +210,9 @@ export function webhookTables(runs: WebhookRuns, bodies: BodySummary[]): Table[]
         b.p99Ratio.median.toFixed(2),
         `<= ${TARGETS.p99Ratio}`,
       ]),
-      notes: [`milliseconds; ${how}`],
+      notes: [
+        `milliseconds; ${runs.latencySeconds} s per server in alternating ${runs.latencySliceSeconds} s turns (each server's samples pooled), median of ${runs.latencyRounds} such runs; ${where}`,
+      ],
     },
     {
       title: 'webhook: resident memory (RSS)',
@@ -269,7 +276,9 @@ export function webhookResults(runs: WebhookRuns, bodies: BodySummary[]): Record
     settings: {
       rounds: runs.rounds,
       throughputSeconds: runs.throughputSeconds,
+      latencyRounds: runs.latencyRounds,
       latencySeconds: runs.latencySeconds,
+      latencySliceSeconds: runs.latencySliceSeconds,
       connections: runs.connections,
       pinned: runs.pinned,
       fixedRates: FIXED_RATES,

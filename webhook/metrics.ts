@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export interface WebhookMetrics {
   registry: Registry;
   requests: Counter<'outcome'>;
+  requestDuration: Histogram<'outcome'>;
   injectionDuration: Histogram;
   injections: Counter;
   skips: Counter<'reason'>;
@@ -16,7 +17,20 @@ export interface WebhookMetrics {
   certificateExpiry: Gauge;
 }
 
+/** From a small Pod answered from memory (a tenth of a millisecond) to the apiserver's 10 s timeout. */
+const DURATION_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
 export function createWebhookMetrics(registry: Registry = new Registry()): WebhookMetrics {
+  const certificateExpiry = new Gauge({
+    name: 'netmesh_webhook_certificate_expiry_timestamp_seconds',
+    help: 'Expiry (Unix time) of the serving certificate in use; absent until one is loaded.',
+    registers: [registry],
+  });
+  // prom-client starts an unlabelled gauge at 0, which reads as "expired in 1970" and would fire
+  // every expiry alert while the webhook starts: no sample until a certificate is known.
+  certificateExpiry.remove();
   return {
     registry,
     requests: new Counter({
@@ -25,10 +39,17 @@ export function createWebhookMetrics(registry: Registry = new Registry()): Webho
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    requestDuration: new Histogram({
+      name: 'netmesh_webhook_request_duration_seconds',
+      help: 'Time to answer an admission request, by outcome: from its headers to the answer handed to the connection, reading and parsing the body included.',
+      labelNames: ['outcome'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
     injectionDuration: new Histogram({
       name: 'netmesh_webhook_injection_duration_seconds',
-      help: 'Time to answer an admission review, from parsed body to response.',
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      help: 'Time to answer an admission request that injected the sidecar: from its headers to the answer handed to the connection, reading and parsing the body included.',
+      buckets: DURATION_BUCKETS,
       registers: [registry],
     }),
     injections: new Counter({
@@ -57,10 +78,6 @@ export function createWebhookMetrics(registry: Registry = new Registry()): Webho
       help: '1 while the ConfigMap holds an invalid template and the last good one is in force.',
       registers: [registry],
     }),
-    certificateExpiry: new Gauge({
-      name: 'netmesh_webhook_certificate_expiry_timestamp_seconds',
-      help: 'Expiry (Unix time) of the serving certificate in use.',
-      registers: [registry],
-    }),
+    certificateExpiry,
   };
 }

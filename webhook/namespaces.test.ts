@@ -46,9 +46,11 @@ describe('namespaceLabelsForPod', () => {
     assert.deepEqual(gets, ['app']);
   });
 
-  test('cached labels that enable the namespace need no GET', async () => {
+  test('cached labels that enable the namespace need no GET, and are answered without a promise', async () => {
     const { source, gets } = fakeSource({ app: ENABLED }, { app: ENABLED });
-    assert.deepEqual(await namespaceLabelsForPod(source, input(pod())), { labels: ENABLED, source: 'cache' });
+    const got = namespaceLabelsForPod(source, input(pod()));
+    assert.ok(!(got instanceof Promise));
+    assert.deepEqual(got, { labels: ENABLED, source: 'cache' });
     assert.deepEqual(gets, []);
   });
 
@@ -112,4 +114,12 @@ test('needsFreshLabels only for cached labels', () => {
   const p = pod();
   assert.equal(needsFreshLabels({ ...input(p), labels: { labels: {}, source: 'cache' } }), true);
   assert.equal(needsFreshLabels({ ...input(p), labels: { labels: {}, source: 'api' } }), false);
+});
+
+test('needsFreshLabels: an enabled namespace never needs a re-read, whatever the Pod says', () => {
+  for (const p of [pod(), pod({ 'netmesh.io/inject': 'false' }), pod({ 'netmesh.io/inject': 'maybe' })]) {
+    assert.equal(needsFreshLabels({ ...input(p), labels: { labels: ENABLED, source: 'cache' } }), false);
+  }
+  const disabled = { 'netmesh.io/injection': 'disabled' };
+  assert.equal(needsFreshLabels({ ...input(pod()), labels: { labels: disabled, source: 'cache' } }), true);
 });

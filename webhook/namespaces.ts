@@ -13,6 +13,7 @@
 import type { CoreV1Api, KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { NAMESPACE_INJECTION_ENABLED, NAMESPACE_INJECTION_LABEL } from './core/contract.ts';
 import { decideSelection } from './core/selection.ts';
 import { isPlainObject } from './core/template.ts';
 import { type ResilientInformer, startInformer } from './informer.ts';
@@ -24,6 +25,8 @@ export interface NamespaceLabels {
 }
 
 export interface NamespaceLabelSource {
+  /** From the cache only, synchronously; undefined on a miss. */
+  cached(namespace: string): NamespaceLabels | undefined;
   /** From the cache; a GET on a miss. */
   labels(namespace: string): Promise<NamespaceLabels>;
   /** Always a GET, bypassing the cache. */
@@ -73,11 +76,14 @@ export function namespaceLabelSource(readers: NamespaceReaders): NamespaceLabelS
       return { labels: undefined, source: 'unavailable', error: message };
     }
   };
+  const cached = (namespace: string): NamespaceLabels | undefined => {
+    const ns = cache.get(namespace);
+    return ns ? { labels: ns.metadata?.labels ?? {}, source: 'cache' } : undefined;
+  };
   return {
+    cached,
     async labels(namespace: string): Promise<NamespaceLabels> {
-      const cached = cache.get(namespace);
-      if (cached) return { labels: cached.metadata?.labels ?? {}, source: 'cache' };
-      return fresh(namespace);
+      return cached(namespace) ?? fresh(namespace);
     },
     fresh,
     get synced() {
@@ -114,6 +120,9 @@ export function needsFreshLabels(input: {
   webhookNamespace: string;
 }): boolean {
   if (input.labels.source !== 'cache' || !isPlainObject(input.pod)) return false;
+  // An enabled namespace is never the reason a Pod is turned away: the common case, decided
+  // without a second selection (admission runs one anyway).
+  if (input.labels.labels?.[NAMESPACE_INJECTION_LABEL] === NAMESPACE_INJECTION_ENABLED) return false;
   return (
     decideSelection({
       pod: input.pod as V1Pod,
@@ -127,13 +136,19 @@ export function needsFreshLabels(input: {
 /**
  * The labels to decide a Pod with: the cached ones, or a fresh read when the cache would say
  * NamespaceNotEnabled (see the top of this file). A failed re-read keeps the cached labels.
+ * Answered synchronously when the cache settles it, which is nearly always: every Pod creation
+ * in an injected namespace comes through here, and a promise per request is measurable.
  */
-export async function namespaceLabelsForPod(
-  source: Pick<NamespaceLabelSource, 'labels' | 'fresh'>,
+export function namespaceLabelsForPod(
+  source: Pick<NamespaceLabelSource, 'cached' | 'labels' | 'fresh'>,
   input: { pod: unknown; namespace: string; webhookNamespace: string },
-): Promise<NamespaceLabels> {
-  const labels = await source.labels(input.namespace);
-  if (!needsFreshLabels({ ...input, labels })) return labels;
-  const fresh = await source.fresh(input.namespace);
-  return fresh.labels === undefined ? labels : fresh;
+): NamespaceLabels | Promise<NamespaceLabels> {
+  const hit = source.cached(input.namespace);
+  if (hit !== undefined && !needsFreshLabels({ ...input, labels: hit })) return hit;
+  return (async () => {
+    const labels = hit ?? (await source.labels(input.namespace));
+    if (!needsFreshLabels({ ...input, labels })) return labels;
+    const fresh = await source.fresh(input.namespace);
+    return fresh.labels === undefined ? labels : fresh;
+  })();
 }

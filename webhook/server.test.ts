@@ -1,6 +1,6 @@
 // The admission endpoint over real HTTPS on 127.0.0.1:0 with a throwaway CA; no cluster.
 import assert from 'node:assert/strict';
-import { request as httpsRequest } from 'node:https';
+import { Agent, request as httpsRequest } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { connect } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -31,7 +31,14 @@ interface Reply {
 
 function call(
   port: number,
-  opts: { method?: string; path?: string; body?: string | Buffer; caPem?: string } = {},
+  opts: {
+    method?: string;
+    path?: string;
+    body?: string | Buffer;
+    caPem?: string;
+    headers?: Record<string, string>;
+    agent?: Agent;
+  } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -41,8 +48,8 @@ function call(
         method: opts.method ?? 'POST',
         path: opts.path ?? '/mutate',
         ca: opts.caPem ?? ca.certPem,
-        headers: { 'content-type': 'application/json' },
-        agent: false,
+        headers: { 'content-type': 'application/json', ...opts.headers },
+        agent: opts.agent ?? false,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -85,7 +92,7 @@ const NAMESPACES: Record<string, Record<string, string>> = {
 describe('admission server', () => {
   let server: AdmissionServer;
   let context: () => Partial<AdmitContext> = () => ({});
-  let throwIt = false;
+  let throwIt: false | 'sync' | 'async' = false;
   const metrics = createWebhookMetrics();
   const { template, hash } = courseTemplate();
 
@@ -97,8 +104,10 @@ describe('admission server', () => {
       logger: silent,
       metrics,
       maxBodyBytes: 64 * 1024,
-      review: async (request) => {
-        if (throwIt) throw new Error('boom');
+      // Answers synchronously, as netmesh does from its caches; or fails either way.
+      review: (request) => {
+        if (throwIt === 'sync') throw new Error('boom');
+        if (throwIt === 'async') return Promise.reject(new Error('boom'));
         return admit(request, {
           template: { template, hash },
           namespaceLabels: NAMESPACES[request.namespace ?? ''],
@@ -215,18 +224,23 @@ describe('admission server', () => {
     }
   });
 
-  test('an exception in the reviewer admits unchanged with a warning', async () => {
-    throwIt = true;
-    try {
-      const reply = await call(server.port, { body: review(coursePod()) });
-      assert.equal(reply.status, 200);
-      const out = reply.json();
-      assert.equal(out.response['allowed'], true);
-      assert.match((out.response['warnings'] as string[])[0]!, /internal error/);
-    } finally {
-      throwIt = false;
-    }
-  });
+  for (const how of ['sync', 'async'] as const) {
+    test(`an exception in the reviewer (${how}) admits unchanged with a warning`, async () => {
+      throwIt = how;
+      try {
+        const body = review(coursePod());
+        const reply = await call(server.port, { body });
+        assert.equal(reply.status, 200);
+        const out = reply.json();
+        assert.equal(out.response['uid'], JSON.parse(body).request.uid);
+        assert.equal(out.response['allowed'], true);
+        assert.equal(out.response['patch'], undefined);
+        assert.match((out.response['warnings'] as string[])[0]!, /internal error.*boom/);
+      } finally {
+        throwIt = false;
+      }
+    });
+  }
 
   test('an object that is not a Pod is allowed without a patch', async () => {
     const body = review(
@@ -287,6 +301,54 @@ describe('admission server', () => {
     assert.match(reply.text, /exceeds the limit/);
   });
 
+  test('a body announced over the limit is a 413, and the connection stays usable', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: ca.certPem });
+    try {
+      const big = review({ spec: { containers: [] }, filler: 'x'.repeat(70 * 1024) });
+      const sockets = new Set<unknown>();
+      const send = (body: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = httpsRequest(
+            {
+              host: '127.0.0.1',
+              port: server.port,
+              method: 'POST',
+              path: '/mutate',
+              agent,
+              headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+            },
+            (res) => {
+              sockets.add(res.socket);
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      assert.equal(await send(big), 413);
+      assert.equal(await send(review(coursePod())), 200);
+      assert.equal(sockets.size, 1, 'the rejected body was read off and the connection kept');
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  test('a compressed body is a 415 (the apiserver never compresses; nothing is inflated)', async () => {
+    const reply = await call(server.port, {
+      body: review(coursePod()),
+      headers: { 'content-encoding': 'gzip' },
+    });
+    assert.equal(reply.status, 415);
+    assert.match(reply.text, /content encoding "gzip" unsupported/);
+  });
+
+  test("the apiserver's ?timeout= query string is accepted", async () => {
+    const reply = await call(server.port, { path: '/mutate?timeout=10s', body: review(coursePod()) });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.json().response['patchType'], 'JSONPatch');
+  });
+
   test('unknown paths are a 404', async () => {
     const reply = await call(server.port, { path: '/other', method: 'POST', body: '{}' });
     assert.equal(reply.status, 404);
@@ -342,6 +404,42 @@ describe('admission server', () => {
     assert.match(text, /netmesh_webhook_injections_total [1-9]/);
     assert.match(text, /netmesh_webhook_injection_duration_seconds_count [1-9]/);
   });
+});
+
+test('durations: every request by outcome, and injections alone in the injection histogram', async () => {
+  const metrics = createWebhookMetrics();
+  const { template, hash } = courseTemplate();
+  const server = await startAdmissionServer({
+    host: '127.0.0.1',
+    port: 0,
+    tls: serving,
+    logger: silent,
+    metrics,
+    review: async (request) =>
+      admit(request, {
+        template: { template, hash },
+        namespaceLabels: NAMESPACES[request.namespace ?? ''],
+        webhookNamespace: 'netmesh-system',
+      }),
+  });
+  try {
+    assert.equal(
+      (await call(server.port, { body: review(coursePod()) })).json().response['patchType'],
+      'JSONPatch',
+    );
+    await call(server.port, { body: review(coursePod(), { namespace: 'plain' }) });
+    await call(server.port, { body: review(coursePod(), { namespace: 'plain' }) });
+    assert.equal((await call(server.port, { body: '{' })).status, 400);
+    const text = await metrics.registry.metrics();
+    assert.match(text, /^netmesh_webhook_injection_duration_seconds_count 1$/m);
+    assert.match(text, /^netmesh_webhook_request_duration_seconds_count\{outcome="injected"\} 1$/m);
+    assert.match(text, /^netmesh_webhook_request_duration_seconds_count\{outcome="skipped"\} 2$/m);
+    assert.match(text, /^netmesh_webhook_request_duration_seconds_count\{outcome="invalid_request"\} 1$/m);
+    const sum = Number(/^netmesh_webhook_injection_duration_seconds_sum (\S+)$/m.exec(text)?.[1]);
+    assert.ok(sum > 0 && sum < 5, `a positive, plausible duration (${sum} s)`);
+  } finally {
+    await server.close();
+  }
 });
 
 test('a client that never finishes its headers is cut off', async () => {

@@ -36,7 +36,7 @@ import {
 } from './certs.ts';
 import { TEMPLATE_CONFIGMAP_NAME } from './core/contract.ts';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.ts';
-import { namespaceLabelsForPod, startNamespaceLabelSource } from './namespaces.ts';
+import { type NamespaceLabels, namespaceLabelsForPod, startNamespaceLabelSource } from './namespaces.ts';
 import {
   applyWebhookConfiguration,
   assertRegistrable,
@@ -250,7 +250,7 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
     ]);
 
     // Listeners.
-    const review: ReviewFn = async (request: AdmissionRequest) => {
+    const review: ReviewFn = (request: AdmissionRequest) => {
       const base = {
         template: templates.current(),
         templateStale: templates.staleReason(),
@@ -259,12 +259,15 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       if (!isPodCreate(request) || typeof request.namespace !== 'string') {
         return admit(request, { ...base, namespaceLabels: undefined });
       }
-      const ns = await namespaceLabelsForPod(namespaces, {
+      const decide = (ns: NamespaceLabels) =>
+        admit(request, { ...base, namespaceLabels: ns.labels, namespaceLabelsError: ns.error });
+      const ns = namespaceLabelsForPod(namespaces, {
         pod: request.object,
         namespace: request.namespace,
         webhookNamespace: opts.namespace,
       });
-      return admit(request, { ...base, namespaceLabels: ns.labels, namespaceLabelsError: ns.error });
+      // A cache hit decides synchronously; a GET (miss or stale cache) makes it asynchronous.
+      return ns instanceof Promise ? ns.then(decide) : decide(ns);
     };
     const server: AdmissionServer = await startAdmissionServer({
       review,

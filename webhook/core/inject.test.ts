@@ -7,6 +7,7 @@ import {
   escapePointer,
   type InjectionPlan,
   parseInjectionStatus,
+  planEncodedInjection,
   planInjection,
   pointer,
   serializeStatus,
@@ -652,6 +653,81 @@ describe('planInjection: skips', () => {
       assert.deepStrictEqual(c.pod, original);
     });
   }
+});
+
+describe("planEncodedInjection: the webhook's encoded patch", () => {
+  const decode = (b64: string): unknown => JSON.parse(Buffer.from(b64, 'base64').toString('utf8'));
+
+  for (const c of injectCases) {
+    it(`agrees with planInjection: ${c.title}`, () => {
+      const template = c.template ?? COURSE;
+      const options = { templateHash: c.hash ?? HASH };
+      const original = structuredClone(c.pod);
+      const plain = planInjection(c.pod, template, options);
+      // Twice: the second answer comes from the per-template cache.
+      for (let i = 0; i < 2; i++) {
+        const encoded = planEncodedInjection(c.pod, template, options);
+        assert.ok(plain.action === 'inject' && encoded.action === 'inject');
+        assert.deepStrictEqual(decode(encoded.patchBase64), JSON.parse(JSON.stringify(plain.patch)));
+        assert.deepStrictEqual(encoded.status, plain.status);
+        assert.deepStrictEqual(encoded.warnings, plain.warnings);
+      }
+      assert.deepStrictEqual(c.pod, original, 'the input pod must not be modified');
+    });
+  }
+
+  for (const c of skipCases) {
+    it(`skips as planInjection does: ${c.title}`, () => {
+      const options = { templateHash: HASH };
+      assert.deepStrictEqual(
+        planEncodedInjection(c.pod, c.template ?? COURSE, options),
+        planInjection(c.pod, c.template ?? COURSE, options),
+      );
+    });
+  }
+
+  it('Pods of different shapes get their own patch from the same template', () => {
+    const withVolumes: V1Pod = {
+      metadata: { name: 'p', annotations: {} },
+      spec: { containers: [APP], volumes: [{ name: 'data', emptyDir: {} }] },
+    };
+    const bare: V1Pod = { spec: { containers: [APP] } };
+    const a = planEncodedInjection(withVolumes, COURSE, { templateHash: HASH });
+    const b = planEncodedInjection(bare, COURSE, { templateHash: HASH });
+    const again = planEncodedInjection(withVolumes, COURSE, { templateHash: HASH });
+    assert.ok(a.action === 'inject' && b.action === 'inject' && again.action === 'inject');
+    const paths = (b64: string) => (decode(b64) as { path: string }[]).map((op) => op.path);
+    assert.deepEqual(paths(a.patchBase64), [
+      '/spec/containers/-',
+      '/spec/volumes/-',
+      '/metadata/annotations/netmesh.io~1status',
+    ]);
+    assert.deepEqual(paths(b.patchBase64), ['/spec/containers/-', '/spec/volumes', '/metadata']);
+    assert.equal(again.patchBase64, a.patchBase64);
+  });
+
+  it('the record follows the hash it is given, even for a cached template', () => {
+    const first = planEncodedInjection(coursePod(), COURSE, { templateHash: HASH });
+    const other = planEncodedInjection(coursePod(), COURSE, { templateHash: 'aaaaaaaaaaaaaaaa' });
+    assert.ok(first.action === 'inject' && other.action === 'inject');
+    assert.equal(other.status.templateHash, 'aaaaaaaaaaaaaaaa');
+    const annotation = (decode(other.patchBase64) as { value: unknown }[]).at(-1)!.value as Record<
+      string,
+      string
+    >;
+    assert.match(annotation['netmesh.io/status']!, /"templateHash":"aaaaaaaaaaaaaaaa"/);
+  });
+
+  it('a template that is not frozen is planned afresh every time (it may have changed)', () => {
+    const template: SidecarTemplate = structuredClone(COURSE);
+    assert.ok(!Object.isFrozen(template));
+    const before = planEncodedInjection(coursePod(), template, { templateHash: HASH });
+    template.containers[0]!.image = 'envoy:changed';
+    const after = planEncodedInjection(coursePod(), template, { templateHash: HASH });
+    assert.ok(before.action === 'inject' && after.action === 'inject');
+    assert.notEqual(before.patchBase64, after.patchBase64);
+    assert.match(Buffer.from(after.patchBase64, 'base64').toString('utf8'), /envoy:changed/);
+  });
 });
 
 describe('JSON Pointer helpers', () => {

@@ -11,7 +11,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
 import jsonpatch from 'fast-json-patch';
 import { POD_INJECT_LABEL, STATUS_ANNOTATION, STATUS_VERSION } from './contract.ts';
-import { isEmptyTemplate, isPlainObject, type SidecarTemplate } from './template.ts';
+import { deepFreeze, isEmptyTemplate, isPlainObject, type SidecarTemplate } from './template.ts';
 
 /** The value of the `netmesh.io/status` annotation, serialised as JSON in this key order. */
 export interface InjectionStatus {
@@ -24,9 +24,11 @@ export interface InjectionStatus {
 
 export type SkipReason = 'AlreadyInjected' | 'NameConflict' | 'EmptyTemplate' | 'InvalidPod';
 
+export type SkipPlan = { action: 'skip'; reason: SkipReason; message: string; warnings: string[] };
+
 export type InjectionPlan =
   | { action: 'inject'; patch: Operation[]; status: InjectionStatus; warnings: string[] }
-  | { action: 'skip'; reason: SkipReason; message: string; warnings: string[] };
+  | SkipPlan;
 
 export interface PlanOptions {
   templateHash: string;
@@ -172,7 +174,7 @@ function orderingWarnings(shape: PodShape, template: SidecarTemplate): string[] 
     );
 }
 
-function alreadyInjectedByStatus(value: unknown, templateHash: string): InjectionPlan {
+function alreadyInjectedByStatus(value: unknown, templateHash: string): SkipPlan {
   const status = parseInjectionStatus(value);
   const warnings: string[] = [];
   if (!status) {
@@ -195,21 +197,166 @@ function alreadyInjectedByStatus(value: unknown, templateHash: string): Injectio
   };
 }
 
-function appendOps(listPath: string, existing: unknown[] | undefined, items: readonly object[]): Operation[] {
+/**
+ * Where the patch goes: which of the lists and maps it adds to already exist in the Pod. With
+ * the template, this is all the patch depends on, so a template has at most 24 distinct patches.
+ */
+interface PatchTarget {
+  initContainers: boolean;
+  containers: boolean;
+  volumes: boolean;
+  metadata: 'absent' | 'noAnnotations' | 'annotations';
+}
+
+function targetOf(shape: PodShape): PatchTarget {
+  return {
+    initContainers: shape.initContainers !== undefined,
+    containers: shape.containers !== undefined,
+    volumes: shape.volumes !== undefined,
+    metadata:
+      shape.metadata === undefined
+        ? 'absent'
+        : shape.annotations === undefined
+          ? 'noAnnotations'
+          : 'annotations',
+  };
+}
+
+function targetKey(t: PatchTarget): string {
+  return `${+t.initContainers}${+t.containers}${+t.volumes}${t.metadata}`;
+}
+
+function appendOps(listPath: string, exists: boolean, items: readonly object[]): Operation[] {
   if (items.length === 0) return [];
-  if (existing === undefined) {
+  if (!exists) {
     return [{ op: 'add', path: listPath, value: items.map((i) => structuredClone(i)) }];
   }
   return items.map((item) => ({ op: 'add', path: `${listPath}/-`, value: structuredClone(item) }));
 }
 
-export function planInjection(pod: V1Pod, template: SidecarTemplate, options: PlanOptions): InjectionPlan {
+/** The patch for one target, as fresh objects (nothing shared with the template). */
+function buildPatch(target: PatchTarget, template: SidecarTemplate, statusJson: string): Operation[] {
+  const patch: Operation[] = [
+    ...appendOps(pointer('spec', 'initContainers'), target.initContainers, template.initContainers),
+    ...appendOps(pointer('spec', 'containers'), target.containers, template.containers),
+    ...appendOps(pointer('spec', 'volumes'), target.volumes, template.volumes),
+  ];
+  if (target.metadata === 'absent') {
+    patch.push({
+      op: 'add',
+      path: pointer('metadata'),
+      value: { annotations: { [STATUS_ANNOTATION]: statusJson } },
+    });
+  } else if (target.metadata === 'noAnnotations') {
+    patch.push({
+      op: 'add',
+      path: pointer('metadata', 'annotations'),
+      value: { [STATUS_ANNOTATION]: statusJson },
+    });
+  } else {
+    patch.push({ op: 'add', path: pointer('metadata', 'annotations', STATUS_ANNOTATION), value: statusJson });
+  }
+  return patch;
+}
+
+/** The smallest document with the target's structure: what an add operation's validity depends on. */
+function skeletonOf(target: PatchTarget): Record<string, unknown> {
+  const spec: Record<string, unknown[]> = {};
+  if (target.initContainers) spec['initContainers'] = [];
+  if (target.containers) spec['containers'] = [];
+  if (target.volumes) spec['volumes'] = [];
+  const doc: Record<string, unknown> = { spec };
+  if (target.metadata !== 'absent')
+    doc['metadata'] = target.metadata === 'annotations' ? { annotations: {} } : {};
+  return doc;
+}
+
+function internalError(detail: string): Error {
+  return new Error(`netmesh internal error: generated an invalid JSON Patch (${detail})`);
+}
+
+/** fast-json-patch's own verdict on the patch, against the target's skeleton (no Pod clone). */
+function validatePatch(patch: Operation[], target: PatchTarget): void {
+  const error = jsonpatch.validate(patch, skeletonOf(target));
+  if (error) throw internalError(`${error.name}: ${error.message}`);
+}
+
+/** Where one add operation lands: its parent's segments, and whether the parent is a list (`/-`). */
+interface AddTarget {
+  path: string;
+  parent: readonly string[];
+  list: boolean;
+}
+
+/** The distinct parents of a patch's operations (appending several items needs one check). */
+function addTargetsOf(patch: readonly Operation[]): AddTarget[] {
+  const seen = new Map<string, AddTarget>();
+  for (const op of patch) {
+    const segments = op.path
+      .split('/')
+      .slice(1)
+      .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const list = segments.at(-1) === '-';
+    const parent = segments.slice(0, -1);
+    const key = `${list}${JSON.stringify(parent)}`;
+    if (!seen.has(key)) seen.set(key, { path: op.path, parent, list });
+  }
+  return [...seen.values()];
+}
+
+/**
+ * Checks, on the Pod itself and without copying it, that every operation's parent is there:
+ * an add needs an existing object, or an existing array for `/-`, and creating a key is always
+ * allowed. A failure means readShape and the patch disagree: a bug here, not bad input.
+ */
+function assertAddable(pod: unknown, targets: readonly AddTarget[]): void {
+  for (const target of targets) {
+    let node: unknown = pod;
+    for (const segment of target.parent) node = isPlainObject(node) ? node[segment] : undefined;
+    if (target.list ? !Array.isArray(node) : !isPlainObject(node)) {
+      throw internalError(`the parent of ${target.path} is not in the pod`);
+    }
+  }
+}
+
+type Decision = SkipPlan | { action: 'inject'; shape: PodShape; status: InjectionStatus; statusJson: string };
+
+/** What the decision needs from the template and its hash: the same for every Pod. */
+interface TemplateFacts {
+  wanted: { containers: string[]; initContainers: string[]; volumes: string[] };
+  status: InjectionStatus;
+  statusJson: string;
+}
+
+function factsOf(template: SidecarTemplate, templateHash: string): TemplateFacts {
+  const wanted = {
+    containers: template.containers.map((c) => c.name),
+    initContainers: template.initContainers.map((c) => c.name),
+    volumes: template.volumes.map((v) => v.name),
+  };
+  const status: InjectionStatus = {
+    version: STATUS_VERSION,
+    containers: wanted.containers,
+    initContainers: wanted.initContainers,
+    volumes: wanted.volumes,
+    templateHash,
+  };
+  return { wanted, status, statusJson: serializeStatus(status) };
+}
+
+/** Everything planInjection decides, without building the patch. */
+function decide(
+  pod: unknown,
+  template: SidecarTemplate,
+  templateHash: string,
+  facts: () => TemplateFacts,
+): Decision {
   const shape = readShape(pod);
   if (typeof shape === 'string') {
     return { action: 'skip', reason: 'InvalidPod', message: `cannot inject: ${shape}`, warnings: [] };
   }
   if (shape.annotations && Object.hasOwn(shape.annotations, STATUS_ANNOTATION)) {
-    return alreadyInjectedByStatus(shape.annotations[STATUS_ANNOTATION], options.templateHash);
+    return alreadyInjectedByStatus(shape.annotations[STATUS_ANNOTATION], templateHash);
   }
   if (isEmptyTemplate(template)) {
     return {
@@ -220,11 +367,7 @@ export function planInjection(pod: V1Pod, template: SidecarTemplate, options: Pl
     };
   }
 
-  const wanted = {
-    containers: template.containers.map((c) => c.name),
-    initContainers: template.initContainers.map((c) => c.name),
-    volumes: template.volumes.map((v) => v.name),
-  };
+  const { wanted, status, statusJson } = facts();
   const have = {
     containers: namesOf(shape.containers),
     initContainers: namesOf(shape.initContainers),
@@ -278,48 +421,80 @@ export function planInjection(pod: V1Pod, template: SidecarTemplate, options: Pl
     };
   }
 
-  const status: InjectionStatus = {
-    version: STATUS_VERSION,
-    containers: wanted.containers,
-    initContainers: wanted.initContainers,
-    volumes: wanted.volumes,
-    templateHash: options.templateHash,
-  };
-  const statusJson = serializeStatus(status);
+  return { action: 'inject', shape, status, statusJson };
+}
 
-  const patch: Operation[] = [
-    ...appendOps(pointer('spec', 'initContainers'), shape.initContainers, template.initContainers),
-    ...appendOps(pointer('spec', 'containers'), shape.containers, template.containers),
-    ...appendOps(pointer('spec', 'volumes'), shape.volumes, template.volumes),
-  ];
-  if (shape.metadata === undefined) {
-    patch.push({
-      op: 'add',
-      path: pointer('metadata'),
-      value: { annotations: { [STATUS_ANNOTATION]: statusJson } },
-    });
-  } else if (shape.annotations === undefined) {
-    patch.push({
-      op: 'add',
-      path: pointer('metadata', 'annotations'),
-      value: { [STATUS_ANNOTATION]: statusJson },
-    });
-  } else {
-    patch.push({ op: 'add', path: pointer('metadata', 'annotations', STATUS_ANNOTATION), value: statusJson });
-  }
+function injectionWarnings(shape: PodShape, template: SidecarTemplate): string[] {
+  return [...portWarnings(shape, template), ...orderingWarnings(shape, template)];
+}
 
-  // validate() works on a clone; a failure here is a bug in this module, not bad input.
-  const error = jsonpatch.validate(patch, pod);
-  if (error) {
-    throw new Error(
-      `netmesh internal error: generated an invalid JSON Patch (${error.name}: ${error.message})`,
-    );
-  }
-
+export function planInjection(pod: V1Pod, template: SidecarTemplate, options: PlanOptions): InjectionPlan {
+  const decision = decide(pod, template, options.templateHash, () => factsOf(template, options.templateHash));
+  if (decision.action === 'skip') return decision;
+  const target = targetOf(decision.shape);
+  const patch = buildPatch(target, template, decision.statusJson);
+  validatePatch(patch, target);
+  assertAddable(pod, addTargetsOf(patch));
   return {
     action: 'inject',
     patch,
-    status,
-    warnings: [...portWarnings(shape, template), ...orderingWarnings(shape, template)],
+    status: decision.status,
+    warnings: injectionWarnings(decision.shape, template),
+  };
+}
+
+/** planInjection's result with the patch as the apiserver wants it: base64 of its JSON. */
+export type EncodedInjectionPlan =
+  | { action: 'inject'; patchBase64: string; status: Readonly<InjectionStatus>; warnings: string[] }
+  | SkipPlan;
+
+/** Per template: its facts and the encoded patch of each target seen so far, for one hash. */
+interface EncodedPatches {
+  templateHash: string;
+  facts: TemplateFacts;
+  byTarget: Map<string, { patchBase64: string; targets: AddTarget[] }>;
+}
+
+const encodedPatches = new WeakMap<SidecarTemplate, EncodedPatches>();
+
+/**
+ * The webhook's planInjection: the same decision, and the same patch (a test holds them equal),
+ * but the patch comes encoded, built and validated once per template and target instead of
+ * cloned, serialised and base64-encoded for every Pod. Only frozen templates (parseTemplate's)
+ * are cached, since a cache keyed by an object that can change would serve stale patches.
+ */
+export function planEncodedInjection(
+  pod: V1Pod,
+  template: SidecarTemplate,
+  options: PlanOptions,
+): EncodedInjectionPlan {
+  let cache = Object.isFrozen(template) ? encodedPatches.get(template) : undefined;
+  if (cache === undefined || cache.templateHash !== options.templateHash) {
+    // Frozen: every plan of this template returns these objects.
+    const facts = deepFreeze(factsOf(template, options.templateHash));
+    cache = { templateHash: options.templateHash, facts, byTarget: new Map() };
+    if (Object.isFrozen(template)) encodedPatches.set(template, cache);
+  }
+  const { facts } = cache;
+  const decision = decide(pod, template, options.templateHash, () => facts);
+  if (decision.action === 'skip') return decision;
+  const target = targetOf(decision.shape);
+  const key = targetKey(target);
+  let encoded = cache.byTarget.get(key);
+  if (encoded === undefined) {
+    const patch = buildPatch(target, template, decision.statusJson);
+    validatePatch(patch, target);
+    encoded = {
+      patchBase64: Buffer.from(JSON.stringify(patch), 'utf8').toString('base64'),
+      targets: addTargetsOf(patch),
+    };
+    cache.byTarget.set(key, encoded);
+  }
+  assertAddable(pod, encoded.targets);
+  return {
+    action: 'inject',
+    patchBase64: encoded.patchBase64,
+    status: decision.status,
+    warnings: injectionWarnings(decision.shape, template),
   };
 }

@@ -32,6 +32,20 @@ describe('parseTemplate: the course ConfigMap', () => {
     assert.match(result.hash, /^[0-9a-f]{16}$/);
   });
 
+  it('is frozen all the way down: one template serves every Pod and the planner caches from it', () => {
+    const result = parseTemplate(courseTemplateText());
+    assert.ok(result.ok);
+    const { template } = result;
+    assert.ok(Object.isFrozen(template) && Object.isFrozen(template.containers));
+    assert.ok(Object.isFrozen(template.containers[0]!.volumeMounts![0]));
+    assert.throws(() => {
+      template.containers[0]!.image = 'changed';
+    }, TypeError);
+    assert.throws(() => {
+      template.volumes.push({ name: 'x', emptyDir: {} });
+    }, TypeError);
+  });
+
   it('reading the ConfigMap from the course file gives the same template', () => {
     const configMap = parse(readFileSync(configMapFile, 'utf8')) as { data: { config: string } };
     const result = parseTemplate(configMap.data.config);

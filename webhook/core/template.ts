@@ -16,6 +16,10 @@ import { createHash } from 'node:crypto';
 import type { V1Container, V1Volume } from '@kubernetes/client-node';
 import { parseDocument } from 'yaml';
 
+/**
+ * Immutable once parsed (parseTemplate freezes it): one template serves every Pod, and the
+ * injection planner caches what it derives from it (core/inject.ts).
+ */
 export interface SidecarTemplate {
   containers: V1Container[];
   initContainers: V1Container[];
@@ -239,5 +243,14 @@ export function parseTemplate(text: string): ParseTemplateResult {
     if (error instanceof TemplateError) return { ok: false, error: error.message };
     throw error;
   }
-  return { ok: true, template, hash: hashTemplate(template) };
+  return { ok: true, template: deepFreeze(template), hash: hashTemplate(template) };
+}
+
+/** Freezes an object graph of plain data (JSON-like), returning it. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
 }

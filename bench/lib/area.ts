@@ -1,0 +1,50 @@
+// What a benchmark area (internals, webhook, later operator) gives bench/run.ts: tables to
+// print, targets to check, figures for bench/results.json and charts to write. An area measures
+// with its own baseline in the same run, so its ratios hold on a shared, noisy machine.
+import type { Table } from './table.ts';
+
+export interface BenchContext {
+  /** Short runs and small N through the same code paths; targets are reported, not enforced. */
+  quick: boolean;
+  /** Progress for the person watching (stderr); results go in the tables. */
+  progress: (line: string) => void;
+  /** A scratch directory for this run (removed afterwards). */
+  workDir: string;
+  /** When set, areas that can write CPU profiles of what they measure put them here. */
+  profileDir?: string;
+}
+
+export interface Target {
+  area: string;
+  what: string;
+  measured: number;
+  /** 'min': measured must be at least `limit`; 'max': at most. */
+  kind: 'min' | 'max';
+  limit: number;
+  /** How to show the numbers (e.g. ratio, MB). */
+  unit: string;
+}
+
+export function targetMet(t: Target): boolean {
+  return t.kind === 'min' ? t.measured >= t.limit : t.measured <= t.limit;
+}
+
+export interface Chart {
+  /** File name under bench/ (quick runs insert `.quick` before the extension). */
+  file: string;
+  svg: string;
+}
+
+export interface AreaResult {
+  tables: Table[];
+  targets: Target[];
+  /** This area's figures in bench/results.json. */
+  results: Record<string, unknown>;
+  charts: Chart[];
+}
+
+export interface BenchArea {
+  name: string;
+  summary: string;
+  run(ctx: BenchContext): Promise<AreaResult>;
+}

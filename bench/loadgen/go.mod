@@ -1,0 +1,3 @@
+module netmesh.io/bench/loadgen
+
+go 1.24

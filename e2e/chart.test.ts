@@ -815,7 +815,12 @@ describe('helm chart on the control plane', () => {
       const stored = await h.core.readNamespacedPod({ namespace: appNs, name: 'myapp-pod' });
       assert.deepEqual(
         stored.spec?.containers.map((c) => c.name),
-        ['myapp-container', 'envoy'],
+        ['myapp-container'],
+      );
+      // The chart's default template is a native sidecar: first among the init containers.
+      assert.deepEqual(
+        stored.spec?.initContainers?.map((c) => [c.name, c.restartPolicy]),
+        [['envoy', 'Always']],
       );
       assert.ok(stored.spec?.volumes?.some((v) => v.name === 'envoy-conf'));
       assert.ok(stored.metadata?.annotations?.['netmesh.io/status']);

@@ -3,7 +3,10 @@
  *
  * The patch never replaces a list or map the user wrote (declarative API: other writers'
  * fields are left alone); it appends to existing lists with `/-` and creates a list or the
- * annotation map only when it is absent. It refuses, rather than guesses, whenever the
+ * annotation map only when it is absent. The template's init containers (native sidecars,
+ * `restartPolicy: Always`) are the exception to appending: they are inserted at the front of
+ * `spec.initContainers` (`/spec/initContainers/0`, `/1`, ...), because init containers start in
+ * order and the Pod's own init containers may need the proxy, as with Istio's native sidecars. It refuses, rather than guesses, whenever the
  * result could be rejected by the apiserver (duplicate container or volume names) or would
  * double-inject (reinvocation, re-applied manifests, controller pods with generateName).
  */
@@ -147,7 +150,7 @@ function portsOf(container: unknown): string[] {
 /** Containers of one Pod share a network namespace: the same port in two of them cannot both bind. */
 function portWarnings(shape: PodShape, template: SidecarTemplate): string[] {
   const warnings: string[] = [];
-  for (const sidecar of template.containers) {
+  for (const sidecar of [...template.initContainers, ...template.containers]) {
     const sidecarPorts = new Set(portsOf(sidecar));
     for (const container of shape.containers ?? []) {
       const name = isPlainObject(container) ? String(container['name']) : '?';
@@ -161,17 +164,6 @@ function portWarnings(shape: PodShape, template: SidecarTemplate): string[] {
     }
   }
   return warnings;
-}
-
-function orderingWarnings(shape: PodShape, template: SidecarTemplate): string[] {
-  const existing = shape.initContainers?.length ?? 0;
-  if (existing === 0) return [];
-  return template.initContainers
-    .filter((c) => c.restartPolicy === 'Always')
-    .map(
-      (c) =>
-        `sidecar init container ${JSON.stringify(c.name)} is appended after the pod's ${existing} init container(s), which run without it`,
-    );
 }
 
 function alreadyInjectedByStatus(value: unknown, templateHash: string): SkipPlan {
@@ -226,6 +218,15 @@ function targetKey(t: PatchTarget): string {
   return `${+t.initContainers}${+t.containers}${+t.volumes}${t.metadata}`;
 }
 
+/** Inserts `items` before the list's first element, in their order (index i lands at i). */
+function prependOps(listPath: string, exists: boolean, items: readonly object[]): Operation[] {
+  if (items.length === 0) return [];
+  if (!exists) {
+    return [{ op: 'add', path: listPath, value: items.map((i) => structuredClone(i)) }];
+  }
+  return items.map((item, i) => ({ op: 'add', path: `${listPath}/${i}`, value: structuredClone(item) }));
+}
+
 function appendOps(listPath: string, exists: boolean, items: readonly object[]): Operation[] {
   if (items.length === 0) return [];
   if (!exists) {
@@ -237,7 +238,7 @@ function appendOps(listPath: string, exists: boolean, items: readonly object[]):
 /** The patch for one target, as fresh objects (nothing shared with the template). */
 function buildPatch(target: PatchTarget, template: SidecarTemplate, statusJson: string): Operation[] {
   const patch: Operation[] = [
-    ...appendOps(pointer('spec', 'initContainers'), target.initContainers, template.initContainers),
+    ...prependOps(pointer('spec', 'initContainers'), target.initContainers, template.initContainers),
     ...appendOps(pointer('spec', 'containers'), target.containers, template.containers),
     ...appendOps(pointer('spec', 'volumes'), target.volumes, template.volumes),
   ];
@@ -281,7 +282,7 @@ function validatePatch(patch: Operation[], target: PatchTarget): void {
   if (error) throw internalError(`${error.name}: ${error.message}`);
 }
 
-/** Where one add operation lands: its parent's segments, and whether the parent is a list (`/-`). */
+/** Where one add operation lands: its parent's segments, and whether the parent is a list (`/-`, `/0`). */
 interface AddTarget {
   path: string;
   parent: readonly string[];
@@ -296,7 +297,9 @@ function addTargetsOf(patch: readonly Operation[]): AddTarget[] {
       .split('/')
       .slice(1)
       .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
-    const list = segments.at(-1) === '-';
+    // Array indices appear only under spec's lists (annotation keys are never bare digits here).
+    const last = segments.at(-1) ?? '';
+    const list = last === '-' || (segments[0] === 'spec' && /^(0|[1-9][0-9]*)$/.test(last));
     const parent = segments.slice(0, -1);
     const key = `${list}${JSON.stringify(parent)}`;
     if (!seen.has(key)) seen.set(key, { path: op.path, parent, list });
@@ -425,7 +428,7 @@ function decide(
 }
 
 function injectionWarnings(shape: PodShape, template: SidecarTemplate): string[] {
-  return [...portWarnings(shape, template), ...orderingWarnings(shape, template)];
+  return portWarnings(shape, template);
 }
 
 export function planInjection(pod: V1Pod, template: SidecarTemplate, options: PlanOptions): InjectionPlan {

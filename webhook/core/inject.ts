@@ -14,6 +14,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
 import jsonpatch from 'fast-json-patch';
 import { POD_INJECT_LABEL, STATUS_ANNOTATION, STATUS_VERSION } from './contract.ts';
+import { applyOverrides, hasOverrideAnnotations } from './overrides.ts';
 import { deepFreeze, isEmptyTemplate, isPlainObject, type SidecarTemplate } from './template.ts';
 
 /** The value of the `netmesh.io/status` annotation, serialised as JSON in this key order. */
@@ -23,6 +24,8 @@ export interface InjectionStatus {
   initContainers: string[];
   volumes: string[];
   templateHash: string;
+  /** The per-Pod override annotations applied to the sidecar (core/overrides.ts); absent when none. */
+  overrides?: Record<string, string>;
 }
 
 export type SkipReason = 'AlreadyInjected' | 'NameConflict' | 'EmptyTemplate' | 'InvalidPod';
@@ -54,6 +57,7 @@ export function serializeStatus(status: InjectionStatus): string {
     initContainers: status.initContainers,
     volumes: status.volumes,
     templateHash: status.templateHash,
+    ...(status.overrides && Object.keys(status.overrides).length > 0 ? { overrides: status.overrides } : {}),
   });
 }
 
@@ -71,10 +75,22 @@ export function parseInjectionStatus(value: unknown): InjectionStatus | undefine
     return undefined;
   }
   if (!isPlainObject(parsed)) return undefined;
-  const { version, containers, initContainers, volumes, templateHash } = parsed;
+  const { version, containers, initContainers, volumes, templateHash, overrides } = parsed;
   if (typeof version !== 'number' || typeof templateHash !== 'string') return undefined;
   if (!isStringArray(containers) || !isStringArray(initContainers) || !isStringArray(volumes))
     return undefined;
+  if (overrides !== undefined) {
+    if (!isPlainObject(overrides) || !Object.values(overrides).every((v) => typeof v === 'string'))
+      return undefined;
+    return {
+      version,
+      containers,
+      initContainers,
+      volumes,
+      templateHash,
+      overrides: overrides as Record<string, string>,
+    };
+  }
   return { version, containers, initContainers, volumes, templateHash };
 }
 
@@ -84,6 +100,8 @@ export function summarizeStatus(status: InjectionStatus): string {
   if (status.initContainers.length > 0) parts.push(`initContainers ${status.initContainers.join(', ')}`);
   if (status.containers.length > 0) parts.push(`containers ${status.containers.join(', ')}`);
   if (status.volumes.length > 0) parts.push(`volumes ${status.volumes.join(', ')}`);
+  const overrides = Object.entries(status.overrides ?? {});
+  if (overrides.length > 0) parts.push(`overrides ${overrides.map(([k, v]) => `${k}=${v}`).join(', ')}`);
   return parts.join('; ');
 }
 
@@ -431,18 +449,47 @@ function injectionWarnings(shape: PodShape, template: SidecarTemplate): string[]
   return portWarnings(shape, template);
 }
 
+/**
+ * The Pod's override annotations applied to the template's sidecar: the template to inject and
+ * the record to write. Without any override annotation, the template and record as they are.
+ */
+function overridden(
+  decision: Extract<Decision, { action: 'inject' }>,
+  template: SidecarTemplate,
+): { template: SidecarTemplate; status: InjectionStatus; statusJson: string; warnings: string[] } {
+  const { shape } = decision;
+  if (!hasOverrideAnnotations(shape.annotations)) {
+    return { template, status: decision.status, statusJson: decision.statusJson, warnings: [] };
+  }
+  const result = applyOverrides(shape.annotations, template, [
+    ...(shape.containers ?? []),
+    ...(shape.initContainers ?? []),
+  ]);
+  if (Object.keys(result.applied).length === 0) {
+    return { template, status: decision.status, statusJson: decision.statusJson, warnings: result.warnings };
+  }
+  const status: InjectionStatus = { ...decision.status, overrides: result.applied };
+  return {
+    template: result.template,
+    status,
+    statusJson: serializeStatus(status),
+    warnings: result.warnings,
+  };
+}
+
 export function planInjection(pod: V1Pod, template: SidecarTemplate, options: PlanOptions): InjectionPlan {
   const decision = decide(pod, template, options.templateHash, () => factsOf(template, options.templateHash));
   if (decision.action === 'skip') return decision;
+  const effective = overridden(decision, template);
   const target = targetOf(decision.shape);
-  const patch = buildPatch(target, template, decision.statusJson);
+  const patch = buildPatch(target, effective.template, effective.statusJson);
   validatePatch(patch, target);
   assertAddable(pod, addTargetsOf(patch));
   return {
     action: 'inject',
     patch,
-    status: decision.status,
-    warnings: injectionWarnings(decision.shape, template),
+    status: effective.status,
+    warnings: [...injectionWarnings(decision.shape, effective.template), ...effective.warnings],
   };
 }
 
@@ -481,6 +528,17 @@ export function planEncodedInjection(
   const { facts } = cache;
   const decision = decide(pod, template, options.templateHash, () => facts);
   if (decision.action === 'skip') return decision;
+  if (hasOverrideAnnotations(decision.shape.annotations)) {
+    // A Pod of its own: the patch depends on its annotations, so it is neither cached nor cached from.
+    const plan = planInjection(pod, template, options);
+    if (plan.action === 'skip') return plan;
+    return {
+      action: 'inject',
+      patchBase64: Buffer.from(JSON.stringify(plan.patch), 'utf8').toString('base64'),
+      status: plan.status,
+      warnings: plan.warnings,
+    };
+  }
   const target = targetOf(decision.shape);
   const key = targetKey(target);
   let encoded = cache.byTarget.get(key);

@@ -894,7 +894,9 @@ describe('helm chart on the control plane', () => {
         assert.equal(ok.code, 0, ok.out);
         assert.match(
           ok.out,
-          new RegExp(`ok: a Pod created in ${testNs} would be injected; containers: app, envoy`),
+          new RegExp(
+            `ok: a Pod created in ${testNs} would be injected; initContainers envoy; containers app`,
+          ),
         );
         // Nothing was stored: it was a dry run.
         assert.equal((await h.core.listNamespacedPod({ namespace: testNs })).items.length, 0);

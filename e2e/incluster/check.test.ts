@@ -101,7 +101,7 @@ describe('netmesh check against the in-cluster installation on a real node', () 
     assert.deepEqual(names, [
       'cluster',
       'permissions',
-      'networks.netmesh.io',
+      'CRD networks.netmesh.io',
       `webhook configuration ${r.fullname}`,
       'webhook endpoint',
       'certificate expiry',
@@ -122,6 +122,7 @@ describe('netmesh check against the in-cluster installation on a real node', () 
     );
     assert.doesNotMatch(endpoint.message, /unreachable/);
     const text = await check();
+    for (const l of text.stdout.trimEnd().split('\n')) console.log(`# ${l}`);
     assert.equal(text.code, 0);
     assert.match(text.stdout, /11 checks: 11 passed, 0 failed, 0 warnings, 0 skipped/);
   });

@@ -97,13 +97,13 @@ async function main() {
   }
   const created = res.json;
   // Native sidecars are init containers: look for the template's names in both lists.
-  const containers = [...(created?.spec?.initContainers ?? []), ...(created?.spec?.containers ?? [])].map(
-    (c) => c.name,
-  );
+  const initContainers = (created?.spec?.initContainers ?? []).map((c) => c.name);
+  const containers = [...initContainers, ...(created?.spec?.containers ?? []).map((c) => c.name)];
+  const listed = `${initContainers.length > 0 ? `initContainers ${initContainers.join(', ')}; ` : ''}containers ${(created?.spec?.containers ?? []).map((c) => c.name).join(', ')}`;
   const status = created?.metadata?.annotations?.[STATUS_ANNOTATION];
   if (!status) {
     throw new Error(
-      `the Pod was admitted without the sidecar (no ${STATUS_ANNOTATION} annotation; containers: ${containers.join(', ')}). ` +
+      `the Pod was admitted without the sidecar (no ${STATUS_ANNOTATION} annotation; ${listed}). ` +
         'Check that netmesh is Ready, its webhook configuration has a caBundle, and the warnings above.',
     );
   }
@@ -111,9 +111,9 @@ async function main() {
   const injected = [...(record.initContainers ?? []), ...(record.containers ?? [])];
   const missing = [...new Set([...injected, ...expected])].filter((name) => !containers.includes(name));
   if (missing.length > 0) {
-    throw new Error(`containers missing from the injected Pod: ${missing.join(', ')} (has ${containers.join(', ')})`);
+    throw new Error(`containers missing from the injected Pod: ${missing.join(', ')} (has ${listed})`);
   }
-  console.log(`ok: a Pod created in ${namespace} would be injected; containers: ${containers.join(', ')}`);
+  console.log(`ok: a Pod created in ${namespace} would be injected; ${listed}`);
 }
 
 main().catch((err) => {

@@ -6,9 +6,11 @@
  * annotation map only when it is absent. The template's init containers (native sidecars,
  * `restartPolicy: Always`) are the exception to appending: they are inserted at the front of
  * `spec.initContainers` (`/spec/initContainers/0`, `/1`, ...), because init containers start in
- * order and the Pod's own init containers may need the proxy, as with Istio's native sidecars. It refuses, rather than guesses, whenever the
- * result could be rejected by the apiserver (duplicate container or volume names) or would
- * double-inject (reinvocation, re-applied manifests, controller pods with generateName).
+ * order and the Pod's own init containers may need the proxy, as with Istio's native sidecars.
+ * It refuses, rather than guesses, whenever the result could be rejected by the apiserver
+ * (duplicate container or volume names) or would double-inject (reinvocation, re-applied
+ * manifests, controller pods with generateName). Per-Pod override annotations
+ * (core/overrides.ts) adjust the sidecar before the patch is built.
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';

@@ -371,7 +371,7 @@ describe('the planner with overrides', () => {
     assert.equal(after.status.overrides, undefined);
   });
 
-  it('a Pod whose overrides are all invalid gets the cached default patch and the warnings', () => {
+  it('a Pod whose overrides are all invalid gets the default patch and the warnings', () => {
     const plain = planEncodedInjection(pod({}), STANDIN.template, { templateHash: STANDIN.hash });
     const p = planEncodedInjection(pod({ [A.logLevel]: 'loud' }), STANDIN.template, {
       templateHash: STANDIN.hash,

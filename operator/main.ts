@@ -8,7 +8,6 @@ import { EventRecorder } from '../runtime/events.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { setLeader } from '../runtime/metrics.ts';
 import type { DefaultControllerRateLimiterOptions } from '../runtime/queue/index.ts';
-import { BootstrapCopier, type CopyOwner } from './bootstrap.ts';
 import { NetworkController } from './controller.ts';
 import { FIELD_MANAGER } from './model.ts';
 
@@ -33,17 +32,28 @@ export interface OperatorOptions {
    */
   cacheSyncTimeoutMs?: number;
   /**
-   * Name of the Envoy bootstrap ConfigMap in `namespace` to copy into every namespace labelled
-   * for injection (see bootstrap.ts); empty or undefined: no copies.
+   * Other work for the leader only, beside the Network controller (the injector's Envoy
+   * bootstrap copier, webhook/bootstrap-copier.ts): built once, started and fenced with the
+   * controller.
    */
-  envoyBootstrapConfigMap?: string | undefined;
-  /**
-   * Cluster-scoped object owning every copy (netmesh run: its MutatingWebhookConfiguration),
-   * so that uninstalling netmesh garbage-collects them.
-   */
-  envoyBootstrapOwner?: CopyOwner | undefined;
+  leaderWork?: readonly ((ctx: LeaderWorkContext) => LeaderWork)[];
   /** Called when leadership is lost: the process should exit so a fresh replica takes over. */
   onLostLeadership?: () => void;
+}
+
+/** Work that runs on the leader only, started and stopped with the Network controller. */
+export interface LeaderWork {
+  /** `signal` is the leadership: it cancels every request of the work when it fires. */
+  start(signal: AbortSignal): Promise<void>;
+  stop(): Promise<void>;
+  /** true once working; else why not. */
+  ready(): true | string;
+}
+
+export interface LeaderWorkContext {
+  identity: string;
+  /** Reports caches that did not sync in time (readiness, logs, an Event on the Lease). */
+  onCacheSyncTimeout(reason: string): void;
 }
 
 export interface RunningOperator {
@@ -103,34 +113,23 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     ...(opts.cacheSyncTimeoutMs !== undefined ? { cacheSyncTimeoutMs: opts.cacheSyncTimeoutMs } : {}),
     onCacheSyncTimeout: (reason) => reportSyncTimeout(`network controller: ${reason}`),
   });
-  const copier = opts.envoyBootstrapConfigMap
-    ? new BootstrapCopier({
-        kc: opts.kc,
-        log,
-        registry: opts.registry,
-        namespace: opts.namespace,
-        name: opts.envoyBootstrapConfigMap,
-        owner: opts.envoyBootstrapOwner,
-        identity,
-        ...(opts.cacheSyncTimeoutMs !== undefined ? { cacheSyncTimeoutMs: opts.cacheSyncTimeoutMs } : {}),
-        onCacheSyncTimeout: (reason) => reportSyncTimeout(`Envoy bootstrap copier: ${reason}`),
-      })
-    : undefined;
+  const others = (opts.leaderWork ?? []).map((make) =>
+    make({ identity, onCacheSyncTimeout: reportSyncTimeout }),
+  );
   // `signal` is the leadership: when it fires, every request of the work is cancelled at once
-  // (fencing), before stopWork has even begun. The two parts start independently: the copier
+  // (fencing), before stopWork has even begun. The parts start independently: the copier
   // does not wait for the Network caches (a missing CRD must not stop the sidecars' bootstrap).
   const startWork = async (signal: AbortSignal): Promise<void> => {
-    await Promise.all([controller.start(signal), copier?.start(signal)]);
+    await Promise.all([controller.start(signal), ...others.map((w) => w.start(signal))]);
   };
-  // Both stops cancel their requests and their cache waits at once, so this is quick even
+  // Every stop cancels its requests and its cache waits at once, so this is quick even
   // while a start is still waiting for caches that will never sync.
   const stopWork = async (): Promise<void> => {
-    await Promise.all([copier?.stop(), controller.stop()]);
+    await Promise.all([...others.map((w) => w.stop()), controller.stop()]);
   };
   const workReady = (): true | string => {
-    const c = controller.ready();
-    if (c !== true) return c;
-    return copier?.ready() ?? true;
+    for (const r of [controller.ready(), ...others.map((w) => w.ready())]) if (r !== true) return r;
+    return true;
   };
   let leading = false;
   let stopRequested = false;

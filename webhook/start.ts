@@ -17,6 +17,7 @@ import type { Registry } from 'prom-client';
 import { UserFacingError } from '../lib/errors.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { type HealthServer, startHealthServer } from '../runtime/health-server.ts';
+import { SharedInformerFactory } from '../runtime/informer-factory.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { type AdmissionRequest, admit, isPodCreate, type LoadedTemplate } from './admission.ts';
 import {
@@ -101,6 +102,11 @@ export interface StartWebhookOptions {
   syncTimeoutMs?: number;
   /** Record InvalidTemplate Events on the ConfigMap (default true). */
   recordEvents?: boolean;
+  /**
+   * The process's shared informers (`netmesh run`: shared with the operator's bootstrap
+   * copier, stopped by the process). Absent: the webhook has its own and stops it on stop.
+   */
+  informers?: SharedInformerFactory;
 }
 
 export interface WebhookHandle {
@@ -227,8 +233,14 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
     metrics.certificateExpiry.set(serving.notAfter.getTime() / 1000);
 
     // Caches.
+    let informers = opts.informers;
+    if (!informers) {
+      const own = new SharedInformerFactory({ kc, log: logger, registry: metrics.registry });
+      cleanups.push(() => own.stop());
+      informers = own;
+    }
     const templates = startTemplateSource({
-      kc,
+      informers,
       core,
       namespace: templateNamespace,
       name: templateName,
@@ -237,7 +249,7 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       ...(opts.recordEvents !== undefined ? { recordEvents: opts.recordEvents } : {}),
     });
     cleanups.push(() => templates.stop());
-    const namespaces = startNamespaceLabelSource({ kc, core, logger, registry: metrics.registry });
+    const namespaces = startNamespaceLabelSource({ informers, core, logger });
     cleanups.push(() => namespaces.stop());
     const syncTimeout = opts.syncTimeoutMs ?? 30_000;
     await Promise.all([

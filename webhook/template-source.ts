@@ -17,7 +17,7 @@
  * resourceVersion, so replicas that all notice the same broken version record it once.
  */
 import { hostname } from 'node:os';
-import type { CoreV1Api, KubeConfig, V1ConfigMap } from '@kubernetes/client-node';
+import type { CoreV1Api, V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { LoadedTemplate } from './admission.ts';
 import { TEMPLATE_CONFIGMAP_KEY } from './core/contract.ts';
@@ -28,7 +28,8 @@ export interface Readiness {
   message: string;
 }
 
-import { type ResilientInformer, startInformer } from './informer.ts';
+import type { SharedInformerFactory } from '../runtime/informer-factory.ts';
+import { type ResilientInformer, sharedCache } from './informer.ts';
 import type { WebhookMetrics } from './metrics.ts';
 
 export interface TemplateState {
@@ -116,7 +117,7 @@ export function templateReadiness(state: TemplateState, synced: boolean, where: 
 }
 
 export interface TemplateSourceOptions {
-  kc: KubeConfig;
+  informers: SharedInformerFactory;
   core: CoreV1Api;
   namespace: string;
   name: string;
@@ -221,25 +222,27 @@ export function startTemplateSource(opts: TemplateSourceOptions): TemplateSource
     }
   };
 
-  const informer: ResilientInformer<V1ConfigMap> = startInformer<V1ConfigMap>({
-    kc: opts.kc,
-    path: `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/configmaps`,
-    fieldSelector: `metadata.name=${opts.name}`,
-    list: async () => {
-      const list = await opts.core.listNamespacedConfigMap({
-        namespace: opts.namespace,
-        fieldSelector: `metadata.name=${opts.name}`,
-      });
-      // The informer reports adds and updates for what it lists; a ConfigMap deleted while the
-      // watch was down shows up as a delete from its diff, so nothing else to do here.
-      return list;
+  const informer: ResilientInformer<V1ConfigMap> = sharedCache<V1ConfigMap>(
+    opts.informers,
+    {
+      name: 'webhook-template',
+      path: `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/configmaps`,
+      fieldSelector: `metadata.name=${opts.name}`,
+      list: async () => {
+        const list = await opts.core.listNamespacedConfigMap({
+          namespace: opts.namespace,
+          fieldSelector: `metadata.name=${opts.name}`,
+        });
+        // The informer reports adds and updates for what it lists; a ConfigMap deleted while the
+        // watch was down shows up as a delete from its diff, so nothing else to do here.
+        return list;
+      },
     },
-    logger: log,
-    what: 'webhook-template',
-    registry: opts.metrics.registry,
-    onUpsert: (cm) => apply({ type: 'upsert', configMap: cm }),
-    onDelete: () => apply({ type: 'delete' }),
-  });
+    {
+      onUpsert: (cm) => apply({ type: 'upsert', configMap: cm }),
+      onDelete: () => apply({ type: 'delete' }),
+    },
+  );
 
   return {
     current: () => (state.good ? { template: state.good.template, hash: state.good.hash } : undefined),

@@ -1,7 +1,10 @@
 // Flags and process plumbing shared by `netmesh operator` and `netmesh run`.
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { OperatorOptions } from '../../operator/main.ts';
+import { type OperatorOptions, type RunningOperator, startOperator } from '../../operator/main.ts';
 import { validateTimings } from '../../runtime/lease-decision.ts';
+import type { ProcessContext } from '../../runtime/lifecycle.ts';
+import { bootstrapCopierWork, type CopyOwner } from '../../webhook/bootstrap-copier.ts';
 import { durationFlag, FlagError, type FlagSpec, intFlag, kubeFlags, logLevelFlag } from '../flags.ts';
 
 export const operatorFlags = {
@@ -146,9 +149,16 @@ function formatMs(ms: number): string {
   return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
-export function operatorOptionsFromFlags(
-  v: OperatorFlagValues,
-): Omit<OperatorOptions, 'kc' | 'log' | 'registry'> {
+/** The operator's options from its flags, and the Envoy bootstrap ConfigMap to copy (if any). */
+export type OperatorFlagOptions = Omit<OperatorOptions, 'kc' | 'log' | 'registry'> & {
+  /**
+   * Name of the Envoy bootstrap ConfigMap in `namespace` to copy into every namespace labelled
+   * for injection (webhook/bootstrap-copier.ts); undefined: no copies.
+   */
+  envoyBootstrapConfigMap?: string | undefined;
+};
+
+export function operatorOptionsFromFlags(v: OperatorFlagValues): OperatorFlagOptions {
   const leaseDurationMs = durationFlag('lease-duration', v['lease-duration'], 15_000);
   const renewDeadlineMs = durationFlag('renew-deadline', v['renew-deadline'], 10_000);
   const retryPeriodMs = durationFlag('retry-period', v['retry-period'], 2_000);
@@ -175,6 +185,45 @@ export function operatorOptionsFromFlags(
       burst: intFlag('retry-burst', v['retry-burst'], 100),
     },
   };
+}
+
+/**
+ * The operator as `netmesh operator` and `netmesh run` host it: the Network controller, and
+ * the injector's Envoy bootstrap copier as leader work on the process's shared informers. A
+ * lost Lease ends the process (a fresh replica comes back as a standby).
+ */
+export function startProcessOperator(
+  ctx: ProcessContext,
+  kc: KubeConfig,
+  options: OperatorFlagOptions,
+  /** Owner of the bootstrap copies (netmesh run: its MutatingWebhookConfiguration). */
+  copyOwner?: CopyOwner,
+): Promise<RunningOperator> {
+  const { envoyBootstrapConfigMap, ...operator } = options;
+  const { log, registry } = ctx;
+  return startOperator({
+    ...operator,
+    kc,
+    log,
+    registry,
+    leaderWork: envoyBootstrapConfigMap
+      ? [
+          bootstrapCopierWork({
+            kc,
+            log,
+            registry,
+            informers: ctx.informers,
+            namespace: operator.namespace,
+            name: envoyBootstrapConfigMap,
+            owner: copyOwner,
+            ...(operator.cacheSyncTimeoutMs !== undefined
+              ? { cacheSyncTimeoutMs: operator.cacheSyncTimeoutMs }
+              : {}),
+          }),
+        ]
+      : [],
+    onLostLeadership: () => ctx.exit(1),
+  });
 }
 
 export function parseListen(value: string): { host: string; port: number } {

@@ -9,13 +9,15 @@
  * requests the apiserver still sends meanwhile are answered normally.
  */
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1LabelSelectorRequirement } from '@kubernetes/client-node';
-import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { UserFacingError } from '../lib/errors.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
+import { EventRecorder } from '../runtime/events.ts';
 import { type HealthServer, startHealthServer } from '../runtime/health-server.ts';
 import { SharedInformerFactory } from '../runtime/informer-factory.ts';
 import { createLogger } from '../runtime/logger.ts';
@@ -36,6 +38,7 @@ import {
   servingNames,
 } from './certs.ts';
 import { TEMPLATE_CONFIGMAP_NAME } from './core/contract.ts';
+import { InjectionEvents } from './injection-events.ts';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.ts';
 import { type NamespaceLabels, namespaceLabelsForPod, startNamespaceLabelSource } from './namespaces.ts';
 import {
@@ -100,7 +103,10 @@ export interface StartWebhookOptions {
   maxRequestsPerSocket?: number;
   /** How long to wait for the first template list before serving anyway (default 30 s). */
   syncTimeoutMs?: number;
-  /** Record InvalidTemplate Events on the ConfigMap (default true). */
+  /**
+   * Record Events (default true): InvalidTemplate on the template ConfigMap, Injected and
+   * InjectionSkipped on the workload of each admitted Pod.
+   */
   recordEvents?: boolean;
   /**
    * The process's shared informers (`netmesh run`: shared with the operator's bootstrap
@@ -123,6 +129,8 @@ export interface WebhookHandle {
   servingCertificate(): ServingCertificate;
   template(): LoadedTemplate | undefined;
   readiness(): Readiness;
+  /** Resolves once the Events of the decisions made so far are written (or given up on). */
+  flushEvents(): Promise<void>;
   /** Rotates the self-managed CA and serving certificate now; resolves once the new one is served. */
   rotateNow(): Promise<void>;
   /** Not ready at once; unregisters, serves on for shutdownDelayMs, then closes everything. */
@@ -239,6 +247,16 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       cleanups.push(() => own.stop());
       informers = own;
     }
+    // One recorder for every Event the webhook writes (aggregated, spam-filtered).
+    const events =
+      opts.recordEvents === false
+        ? undefined
+        : new EventRecorder({
+            core,
+            component: 'netmesh-webhook',
+            instance: process.env['POD_NAME'] ?? hostname(),
+            log: logger,
+          });
     const templates = startTemplateSource({
       informers,
       core,
@@ -246,7 +264,7 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       name: templateName,
       logger,
       metrics,
-      ...(opts.recordEvents !== undefined ? { recordEvents: opts.recordEvents } : {}),
+      events,
     });
     cleanups.push(() => templates.stop());
     const namespaces = startNamespaceLabelSource({ informers, core, logger });
@@ -262,7 +280,7 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
     ]);
 
     // Listeners.
-    const review: ReviewFn = (request: AdmissionRequest) => {
+    const decide: ReviewFn = (request: AdmissionRequest) => {
       const base = {
         template: templates.current(),
         templateStale: templates.staleReason(),
@@ -271,7 +289,7 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       if (!isPodCreate(request) || typeof request.namespace !== 'string') {
         return admit(request, { ...base, namespaceLabels: undefined });
       }
-      const decide = (ns: NamespaceLabels) =>
+      const withLabels = (ns: NamespaceLabels) =>
         admit(request, { ...base, namespaceLabels: ns.labels, namespaceLabelsError: ns.error });
       const ns = namespaceLabelsForPod(namespaces, {
         pod: request.object,
@@ -279,7 +297,25 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
         webhookNamespace: opts.namespace,
       });
       // A cache hit decides synchronously; a GET (miss or stale cache) makes it asynchronous.
-      return ns instanceof Promise ? ns.then(decide) : decide(ns);
+      return ns instanceof Promise ? ns.then(withLabels) : withLabels(ns);
+    };
+    const injectionEvents = events
+      ? new InjectionEvents({ recorder: events, apps: kc.makeApiClient(AppsV1Api), log: logger })
+      : undefined;
+    if (injectionEvents) cleanups.push(() => injectionEvents.stop());
+    // The decision, then its Event queued (never awaited: the answer does not wait for it).
+    const review: ReviewFn = (request: AdmissionRequest) => {
+      const result = decide(request);
+      if (!injectionEvents) return result;
+      const hash = templates.current()?.hash;
+      if (result instanceof Promise) {
+        return result.then((r) => {
+          injectionEvents.note(request, r, hash);
+          return r;
+        });
+      }
+      injectionEvents.note(request, result, hash);
+      return result;
     };
     const server: AdmissionServer = await startAdmissionServer({
       review,
@@ -390,6 +426,10 @@ export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHa
       template: () => templates.current(),
       readiness,
       rotateNow: () => certs.rotateNow(),
+      flushEvents: async () => {
+        await injectionEvents?.flush();
+        await events?.flush();
+      },
       stop() {
         stopped ??= (async () => {
           stopping = true;

@@ -12,11 +12,10 @@
  * last good template behind it is the same for admission (NoTemplate) and for readiness (ready,
  * with the reason in the detail): only the first list decides readiness.
  *
- * The Event is written here, by the template watcher, never by the admission handler, which has
- * no side effects (sideEffects: None). Its name is derived from the ConfigMap's uid and
- * resourceVersion, so replicas that all notice the same broken version record it once.
+ * The Event is written here, by the template watcher, through the webhook's EventRecorder
+ * (runtime/events.ts). Its name is derived from the ConfigMap's uid and resourceVersion, so
+ * replicas that all notice the same broken version record it once.
  */
-import { hostname } from 'node:os';
 import type { CoreV1Api, V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { LoadedTemplate } from './admission.ts';
@@ -28,6 +27,7 @@ export interface Readiness {
   message: string;
 }
 
+import type { EventRecorder } from '../runtime/events.ts';
 import type { SharedInformerFactory } from '../runtime/informer-factory.ts';
 import { type ResilientInformer, sharedCache } from './informer.ts';
 import type { WebhookMetrics } from './metrics.ts';
@@ -123,8 +123,8 @@ export interface TemplateSourceOptions {
   name: string;
   logger: Logger;
   metrics: WebhookMetrics;
-  /** Set false to only log (no Events), e.g. without RBAC for events. */
-  recordEvents?: boolean;
+  /** Records the InvalidTemplate Events; none: only log (e.g. without RBAC for events). */
+  events?: EventRecorder | undefined;
   now?: () => Date;
 }
 
@@ -151,45 +151,26 @@ export function startTemplateSource(opts: TemplateSourceOptions): TemplateSource
   const log = opts.logger.child({ component: 'template', configMap: `${opts.namespace}/${opts.name}` });
   let state = INITIAL_TEMPLATE_STATE;
 
-  const recordEvent = async (
-    configMap: V1ConfigMap,
-    message: string,
-    kept: string | undefined,
-  ): Promise<void> => {
-    if (opts.recordEvents === false) return;
-    const at = now();
-    try {
-      await opts.core.createNamespacedEvent({
-        namespace: opts.namespace,
-        body: {
-          metadata: { name: eventNameFor(configMap), namespace: opts.namespace },
-          involvedObject: {
-            apiVersion: 'v1',
-            kind: 'ConfigMap',
-            name: opts.name,
-            namespace: opts.namespace,
-            uid: configMap.metadata?.uid,
-            resourceVersion: configMap.metadata?.resourceVersion,
-          },
-          type: 'Warning',
-          reason: 'InvalidTemplate',
-          message:
-            `key ${TEMPLATE_CONFIGMAP_KEY}: ${message}; ${kept ? `still injecting the last good template ${kept}` : 'no template in force, pods are admitted without the sidecar'}`.slice(
-              0,
-              1024,
-            ),
-          source: { component: 'netmesh-webhook', host: hostname() },
-          reportingComponent: 'netmesh.io/webhook',
-          reportingInstance: hostname(),
-          firstTimestamp: at,
-          lastTimestamp: at,
-          count: 1,
+  const recordEvent = (configMap: V1ConfigMap, message: string, kept: string | undefined): void => {
+    // Fire and forget: the recorder never throws and writes in the background.
+    void opts.events?.record(
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: opts.name,
+          namespace: opts.namespace,
+          uid: configMap.metadata?.uid,
+          resourceVersion: configMap.metadata?.resourceVersion,
         },
-      });
-    } catch (err) {
-      if ((err as { code?: number }).code === 409) return; // another replica recorded this version
-      log.warn({ err: (err as Error).message }, 'could not record the InvalidTemplate event');
-    }
+      },
+      {
+        type: 'Warning',
+        reason: 'InvalidTemplate',
+        message: `key ${TEMPLATE_CONFIGMAP_KEY}: ${message}; ${kept ? `still injecting the last good template ${kept}` : 'no template in force, pods are admitted without the sidecar'}`,
+      },
+      { name: eventNameFor(configMap) },
+    );
   };
 
   const apply = (event: { type: 'upsert'; configMap: V1ConfigMap } | { type: 'delete' }): void => {
@@ -211,7 +192,7 @@ export function startTemplateSource(opts: TemplateSourceOptions): TemplateSource
           { error: effect.message, keptHash: effect.keptHash },
           'invalid sidecar template; keeping the last good one',
         );
-        if (event.type === 'upsert') void recordEvent(event.configMap, effect.message, effect.keptHash);
+        if (event.type === 'upsert') recordEvent(event.configMap, effect.message, effect.keptHash);
         break;
       case 'removed':
         log.warn(

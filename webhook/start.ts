@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { UserFacingError } from '../lib/errors.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
+import { parseListen } from '../lib/listen.ts';
 import { EventRecorder } from '../runtime/events.ts';
 import { type HealthServer, startHealthServer } from '../runtime/health-server.ts';
 import { SharedInformerFactory } from '../runtime/informer-factory.ts';
@@ -48,7 +49,7 @@ import {
   detectMatchConditionsSupport,
   LOCAL_REGISTRATION_LABELS,
 } from './registration.ts';
-import { type AdmissionServer, parseListen, type ReviewFn, startAdmissionServer } from './server.ts';
+import { type AdmissionServer, type ReviewFn, startAdmissionServer } from './server.ts';
 import type { Readiness } from './template-source.ts';
 import { startTemplateSource } from './template-source.ts';
 import {

@@ -1,6 +1,6 @@
 // Flags and process plumbing shared by `netmesh operator` and `netmesh run`.
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
+import { parseListen as parseListenAddress } from '../../lib/listen.ts';
 import { type OperatorOptions, type RunningOperator, startOperator } from '../../operator/main.ts';
 import { validateTimings } from '../../runtime/lease-decision.ts';
 import type { ProcessContext } from '../../runtime/lifecycle.ts';
@@ -226,35 +226,11 @@ export function startProcessOperator(
   });
 }
 
-export function parseListen(value: string): { host: string; port: number } {
-  const i = value.lastIndexOf(':');
-  const host = i > 0 ? value.slice(0, i).replace(/^\[|\]$/g, '') : '0.0.0.0';
-  const port = Number(value.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new FlagError(`listen address must be host:port, got "${value}"`);
-  return { host, port };
-}
-
-/**
- * Waits for SIGTERM/SIGINT, then runs the shutdown within a grace period (Kubernetes sends
- * SIGTERM and waits terminationGracePeriodSeconds, 30 s by default, before SIGKILL).
- */
-export async function serveUntilSignal(
-  log: Logger,
-  shutdown: () => Promise<void>,
-  graceMs = 25_000,
-): Promise<void> {
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  log.info({ signal }, 'shutting down');
-  const timer = setTimeout(() => {
-    log.error('shutdown did not finish within the grace period; exiting');
-    process.exit(1);
-  }, graceMs);
-  timer.unref();
-  await shutdown();
-  clearTimeout(timer);
-  log.info('stopped');
+/** A listen flag (lib/listen.ts rules), as a usage error naming the flag. */
+export function parseListen(value: string, flag = 'health-listen'): { host: string; port: number } {
+  try {
+    return parseListenAddress(value, flag);
+  } catch (err) {
+    throw new FlagError((err as Error).message);
+  }
 }

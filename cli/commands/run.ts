@@ -9,7 +9,7 @@ import { clusterLogFields, connect } from '../cluster.ts';
 import { parseFlags } from '../flags.ts';
 import { operatorFlags, operatorOptionsFromFlags, parseListen, startProcessOperator } from './common.ts';
 import { preflightLease } from './preflight.ts';
-import { webhookFlags, webhookOptionsFromFlags } from './webhook.ts';
+import { webhookComponent, webhookFlags, webhookOptionsFromFlags } from './webhook.ts';
 
 export const SUMMARY = [
   'Run netmesh as the chart deploys it: the sidecar-injecting admission webhook on every replica and the',
@@ -43,16 +43,7 @@ export async function run(argv: string[]): Promise<number> {
         informers: ctx.informers,
         logger: log.child({ component: 'webhook' }),
       });
-      const components: Component[] = [
-        {
-          name: 'webhook',
-          ready: () => {
-            const r = webhook.readiness();
-            return { ok: r.ok, detail: r.message.replace(/\n/g, '; ') };
-          },
-          stop: () => webhook.stop(),
-        },
-      ];
+      const components: Component[] = [webhookComponent(webhook)];
       // The bootstrap copies exist for the webhook's sidecars: they go when its configuration
       // goes (helm uninstall), through garbage collection.
       const operator = await startProcessOperator(ctx, kc, operatorOptions, {

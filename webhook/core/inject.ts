@@ -34,10 +34,8 @@ export interface PlanOptions {
   templateHash: string;
 }
 
-/** RFC 6901: `~` first, otherwise the `~1` produced for `/` would be re-escaped. */
-export function escapePointer(segment: string): string {
-  return segment.replaceAll('~', '~0').replaceAll('/', '~1');
-}
+/** One RFC 6901 reference token (fast-json-patch's, the library that applies the patch). */
+export const escapePointer: (segment: string) => string = jsonpatch.escapePathComponent;
 
 export function pointer(...segments: string[]): string {
   return segments.map((s) => `/${escapePointer(s)}`).join('');
@@ -292,10 +290,7 @@ interface AddTarget {
 function addTargetsOf(patch: readonly Operation[]): AddTarget[] {
   const seen = new Map<string, AddTarget>();
   for (const op of patch) {
-    const segments = op.path
-      .split('/')
-      .slice(1)
-      .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const segments = op.path.split('/').slice(1).map(jsonpatch.unescapePathComponent);
     const list = segments.at(-1) === '-';
     const parent = segments.slice(0, -1);
     const key = `${list}${JSON.stringify(parent)}`;

@@ -5,7 +5,15 @@ import { type OperatorOptions, type RunningOperator, startOperator } from '../..
 import { validateTimings } from '../../runtime/lease-decision.ts';
 import type { ProcessContext } from '../../runtime/lifecycle.ts';
 import { bootstrapCopierWork, type CopyOwner } from '../../webhook/bootstrap-copier.ts';
-import { durationFlag, FlagError, type FlagSpec, intFlag, kubeFlags, logLevelFlag } from '../flags.ts';
+import {
+  durationFlag,
+  FlagError,
+  type FlagSpec,
+  healthListenFlag,
+  intFlag,
+  kubeFlags,
+  logLevelFlag,
+} from '../flags.ts';
 
 export const operatorFlags = {
   ...kubeFlags,
@@ -16,12 +24,7 @@ export const operatorFlags = {
     env: 'POD_NAMESPACE',
     default: 'netmesh-system',
   },
-  'health-listen': {
-    type: 'string',
-    description: 'host:port for /healthz, /readyz and /metrics (plain HTTP)',
-    env: 'NETMESH_HEALTH_LISTEN',
-    default: '0.0.0.0:8081',
-  },
+  ...healthListenFlag,
   workers: {
     type: 'string',
     description: 'concurrent reconcile workers',

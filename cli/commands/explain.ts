@@ -21,7 +21,7 @@ import { podTemplatePath } from '../../webhook/core/workloads.ts';
 import { parseLabelList } from '../../webhook/template-input.ts';
 import { connect, kubeFailure } from '../cluster.ts';
 import { type ExplainInput, type Explanation, explain, renderExplanation } from '../explain-core.ts';
-import { type FlagSpec, parseFlags } from '../flags.ts';
+import { type FlagSpec, manifestFlags, outputFlag, parseFlags } from '../flags.ts';
 import { objectsOf, readManifestSources } from '../manifests.ts';
 import { excludedByName } from '../webhook-match.ts';
 import { loadTemplate, templateFlags } from './inject.ts';
@@ -36,14 +36,7 @@ export const SUMMARY = [
 ].join('\n');
 
 export const flags = {
-  filename: {
-    type: 'string',
-    short: 'f',
-    multiple: true,
-    description: 'manifest file, directory, or - for stdin; repeatable',
-    complete: 'file',
-  },
-  recursive: { type: 'boolean', short: 'R', description: 'read the subdirectories of -f directories too' },
+  ...manifestFlags,
   namespace: {
     type: 'string',
     short: 'n',
@@ -65,13 +58,7 @@ export const flags = {
     env: 'NETMESH_WEBHOOK_CONFIG_NAME',
   },
   ...templateFlags,
-  output: {
-    type: 'string',
-    short: 'o',
-    description: 'output format',
-    default: 'text',
-    values: ['text', 'json'],
-  },
+  ...outputFlag,
 } satisfies Record<string, FlagSpec>;
 
 /** The chart's names: fullname is the release, or <release>-netmesh (charts/netmesh/templates/_helpers.tpl). */

@@ -13,6 +13,7 @@ import {
   durationFlag,
   FlagError,
   type FlagSpec,
+  healthListenFlag,
   intFlag,
   kubeFlags,
   logLevelFlag,
@@ -55,12 +56,7 @@ export const webhookFlags = {
     env: 'NETMESH_LISTEN',
     default: '0.0.0.0:9443',
   },
-  'health-listen': {
-    type: 'string',
-    description: 'host:port for /healthz, /readyz and /metrics (plain HTTP)',
-    env: 'NETMESH_HEALTH_LISTEN',
-    default: '0.0.0.0:8081',
-  },
+  ...healthListenFlag,
   'register-url': {
     type: 'string',
     description:

@@ -71,6 +71,8 @@ export interface StartWebhookOptions {
   listen?: string;
   /** host:port of the plain HTTP health/metrics listener (default 0.0.0.0:8081); false: none. */
   healthListen?: string | false;
+  /** With healthListen false: where the process serves health instead, for the start log line. */
+  healthUrl?: string;
   templateConfigMap?: string;
   templateNamespace?: string;
   serviceName?: string;
@@ -529,7 +531,7 @@ function logStarted(setup: Setup, server: AdmissionServer, health: HealthServer 
   setup.logger.info(
     {
       url: mutateUrl(setup, server),
-      health: health ? `http://${setup.healthListen!.host}:${health.port}` : undefined,
+      health: health ? `http://${setup.healthListen!.host}:${health.port}` : setup.opts.healthUrl,
     },
     'webhook started',
   );

@@ -204,13 +204,9 @@ export async function run(argv: string[]): Promise<number> {
   const logger = createLogger('netmesh-webhook', { level: values['log-level']! });
   const cluster = connect(values);
   logger.info(clusterLogFields(cluster), 'using cluster');
+  const health = parseListen(values['health-listen']!);
   return runProcess(
-    {
-      log: logger,
-      kc: cluster.kc,
-      health: parseListen(values['health-listen']!),
-      runningMessage: 'netmesh webhook running',
-    },
+    { log: logger, kc: cluster.kc, health, runningMessage: 'netmesh webhook running' },
     async (ctx) => {
       const webhook = await startWebhook({
         ...options,
@@ -218,6 +214,7 @@ export async function run(argv: string[]): Promise<number> {
         logger,
         // The process's health server, metrics registry and informers (runtime/lifecycle.ts).
         healthListen: false,
+        healthUrl: `http://${health.host.includes(':') ? `[${health.host}]` : health.host}:${ctx.health.port}`,
         registry: ctx.registry,
         informers: ctx.informers,
       });

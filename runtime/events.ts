@@ -271,56 +271,14 @@ export class EventRecorder {
   }
 
   async #write(d: Exclude<Decision, { action: 'drop' }>, signal: AbortSignal): Promise<void> {
-    const { core, component, instance, log } = this.#opts;
-    const request = requestOptions({ signal });
     const e = d.event;
-    const namespace = e.target.metadata?.namespace ?? 'default';
     try {
-      if (d.action === 'update') {
-        try {
-          await core.patchNamespacedEvent(
-            {
-              namespace: d.namespace,
-              name: d.name,
-              body: { count: d.count, lastTimestamp: e.lastTimestamp, message: e.message },
-            },
-            requestOptions({ signal, contentType: PatchStrategy.MergePatch }),
-          );
-          return;
-        } catch (err) {
-          if (!hasStatus(err, 404)) throw err;
-          // Expired (Events have a TTL): write it anew.
-          this.#correlator.forget(d.key);
-        }
-      }
+      if (d.action === 'update' && (await this.#countUp(d, signal))) return;
       const name = e.name ?? eventName(e.target.metadata?.name ?? 'object', e.lastTimestamp);
-      const created: CoreV1Event | undefined = await core
+      const created = await this.#opts.core
         .createNamespacedEvent(
-          {
-            namespace,
-            body: {
-              metadata: { name, namespace },
-              involvedObject: {
-                apiVersion: e.target.apiVersion,
-                kind: e.target.kind,
-                name: e.target.metadata?.name,
-                namespace: e.target.metadata?.namespace,
-                uid: e.target.metadata?.uid,
-                resourceVersion: e.target.metadata?.resourceVersion,
-              },
-              type: e.type,
-              reason: e.reason,
-              message: e.message,
-              ...(e.action ? { action: e.action } : {}),
-              source: { component },
-              reportingComponent: component,
-              reportingInstance: instance,
-              firstTimestamp: e.firstTimestamp,
-              lastTimestamp: e.lastTimestamp,
-              count: 1,
-            },
-          },
-          request,
+          { namespace: e.target.metadata?.namespace ?? 'default', body: this.#eventBody(e, name) },
+          requestOptions({ signal }),
         )
         .catch((err: unknown) => {
           // Another replica wrote the Event of that name: the same fact, recorded once.
@@ -329,7 +287,57 @@ export class EventRecorder {
         });
       this.#correlator.written(d.key, created?.metadata?.name ?? name);
     } catch (err) {
-      log.warn({ err, reason: e.reason, object: e.target.metadata?.name }, 'could not record Event');
+      this.#opts.log.warn(
+        { err, reason: e.reason, object: e.target.metadata?.name },
+        'could not record Event',
+      );
     }
+  }
+
+  /** count and lastTimestamp of the Event already written; false when it has expired (404). */
+  async #countUp(d: Extract<Decision, { action: 'update' }>, signal: AbortSignal): Promise<boolean> {
+    const e = d.event;
+    try {
+      await this.#opts.core.patchNamespacedEvent(
+        {
+          namespace: d.namespace,
+          name: d.name,
+          body: { count: d.count, lastTimestamp: e.lastTimestamp, message: e.message },
+        },
+        requestOptions({ signal, contentType: PatchStrategy.MergePatch }),
+      );
+      return true;
+    } catch (err) {
+      if (!hasStatus(err, 404)) throw err;
+      // Expired (Events have a TTL): write it anew.
+      this.#correlator.forget(d.key);
+      return false;
+    }
+  }
+
+  #eventBody(e: ResolvedEvent, name: string): CoreV1Event {
+    const { component, instance } = this.#opts;
+    const namespace = e.target.metadata?.namespace ?? 'default';
+    return {
+      metadata: { name, namespace },
+      involvedObject: {
+        apiVersion: e.target.apiVersion,
+        kind: e.target.kind,
+        name: e.target.metadata?.name,
+        namespace: e.target.metadata?.namespace,
+        uid: e.target.metadata?.uid,
+        resourceVersion: e.target.metadata?.resourceVersion,
+      },
+      type: e.type,
+      reason: e.reason,
+      message: e.message,
+      ...(e.action ? { action: e.action } : {}),
+      source: { component },
+      reportingComponent: component,
+      reportingInstance: instance,
+      firstTimestamp: e.firstTimestamp,
+      lastTimestamp: e.lastTimestamp,
+      count: 1,
+    };
   }
 }

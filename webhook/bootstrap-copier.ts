@@ -340,23 +340,7 @@ export class BootstrapCopier {
     if (namespace?.metadata?.deletionTimestamp) return undefined; // the namespace takes its objects with it
     if (!namespace || !source) {
       if (cached && isOurCopy(cached, this.#source)) {
-        await this.#core
-          .deleteNamespacedConfigMap(
-            {
-              namespace: ns,
-              name,
-              body: {
-                preconditions: {
-                  uid: cached.metadata!.uid!,
-                  resourceVersion: cached.metadata!.resourceVersion!,
-                },
-              },
-            },
-            requestOptions({ signal: this.#signal() }),
-          )
-          .catch((err: unknown) => {
-            if (httpCode(err) !== 404) throw err;
-          });
+        await this.#remove(cached, ns);
         log.info(
           { reason: namespace ? 'source deleted' : 'namespace no longer labelled' },
           'Envoy bootstrap copy removed',
@@ -370,37 +354,64 @@ export class BootstrapCopier {
     // A copy owned by nothing would be garbage-collected at once: wait for the owner.
     if (this.#opts.owner && !owner) return OWNER_REFRESH_MS;
     const desired = bootstrapCopy(source, ns, owner);
-    let live: k8s.V1ConfigMap | undefined = cached;
-    if (!live) {
-      try {
-        await this.#core.createNamespacedConfigMap(
-          { namespace: ns, body: desired, fieldManager: FIELD_MANAGER },
-          requestOptions({ signal: this.#signal() }),
-        );
-        log.info('Envoy bootstrap copied');
-        return undefined;
-      } catch (err) {
-        if (httpCode(err) !== 409 || statusReason(err) !== 'AlreadyExists') throw err;
-      }
-      live = await this.#core.readNamespacedConfigMap(
-        { namespace: ns, name },
-        requestOptions({ signal: this.#signal() }),
-      );
-    }
+    const live = cached ?? (await this.#createOrRead(desired, ns, log));
+    if (!live) return undefined; // created
     if (!isOurCopy(live, this.#source)) {
       await this.#reportForeign(live, log);
       return undefined;
     }
     if (copyUpToDate(live, desired)) return undefined;
-    // A replace, not an apply: a copy is entirely derived from the source, so keys removed
-    // from the source must go too, including those set by the create (owned by an Update
-    // entry that an apply would never remove). Others' labels and annotations are kept, and
-    // the read's resourceVersion makes the replace conditional on what ownership was
-    // judged on.
+    await this.#repair(live, desired, ns);
+    log.info('Envoy bootstrap copy updated');
+    return undefined;
+  }
+
+  /** Deletes our copy, only as it was judged (uid and resourceVersion preconditions). */
+  async #remove(copy: k8s.V1ConfigMap, ns: string): Promise<void> {
+    const preconditions = { uid: copy.metadata!.uid!, resourceVersion: copy.metadata!.resourceVersion! };
+    await this.#core
+      .deleteNamespacedConfigMap(
+        { namespace: ns, name: this.#opts.name, body: { preconditions } },
+        requestOptions({ signal: this.#signal() }),
+      )
+      .catch((err: unknown) => {
+        if (httpCode(err) !== 404) throw err;
+      });
+  }
+
+  /** Creates the copy (undefined); if the name is taken meanwhile, the object that holds it. */
+  async #createOrRead(
+    desired: k8s.V1ConfigMap,
+    ns: string,
+    log: Logger,
+  ): Promise<k8s.V1ConfigMap | undefined> {
+    try {
+      await this.#core.createNamespacedConfigMap(
+        { namespace: ns, body: desired, fieldManager: FIELD_MANAGER },
+        requestOptions({ signal: this.#signal() }),
+      );
+      log.info('Envoy bootstrap copied');
+      return undefined;
+    } catch (err) {
+      if (httpCode(err) !== 409 || statusReason(err) !== 'AlreadyExists') throw err;
+    }
+    return this.#core.readNamespacedConfigMap(
+      { namespace: ns, name: this.#opts.name },
+      requestOptions({ signal: this.#signal() }),
+    );
+  }
+
+  /**
+   * A replace, not an apply: a copy is entirely derived from the source, so keys removed from
+   * the source must go too, including those set by the create (owned by an Update entry that an
+   * apply would never remove). Others' labels and annotations are kept, and the read's
+   * resourceVersion makes the replace conditional on what ownership was judged on.
+   */
+  async #repair(live: k8s.V1ConfigMap, desired: k8s.V1ConfigMap, ns: string): Promise<void> {
     await this.#core.replaceNamespacedConfigMap(
       {
         namespace: ns,
-        name,
+        name: this.#opts.name,
         body: {
           ...live,
           metadata: {
@@ -415,8 +426,6 @@ export class BootstrapCopier {
       },
       requestOptions({ signal: this.#signal() }),
     );
-    log.info('Envoy bootstrap copy updated');
-    return undefined;
   }
 
   async #reportForeign(cm: k8s.V1ConfigMap, log: Logger): Promise<void> {

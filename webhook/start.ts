@@ -22,7 +22,13 @@ import { EventRecorder } from '../runtime/events.ts';
 import { type HealthServer, startHealthServer } from '../runtime/health-server.ts';
 import { SharedInformerFactory } from '../runtime/informer-factory.ts';
 import { createLogger } from '../runtime/logger.ts';
-import { type AdmissionRequest, admit, isPodCreate, type LoadedTemplate } from './admission.ts';
+import {
+  type AdmissionRequest,
+  type AdmitResult,
+  admit,
+  isPodCreate,
+  type LoadedTemplate,
+} from './admission.ts';
 import {
   type CertSource,
   DirCertSource,
@@ -380,7 +386,10 @@ function reviewFrom(setup: Setup, { templates, namespaces }: Caches): ReviewFn {
   };
 }
 
-/** The decision, then its Event queued (never awaited: the answer does not wait for it). */
+/**
+ * The decision, then its Event queued in a microtask: after the server has written the answer
+ * (synchronously, or in its own reaction to the same promise, registered after this one).
+ */
 function withInjectionEvents(setup: Setup, caches: Caches, decide: ReviewFn): ReviewFn {
   if (!caches.events) return decide;
   const injectionEvents = new InjectionEvents({
@@ -393,13 +402,9 @@ function withInjectionEvents(setup: Setup, caches: Caches, decide: ReviewFn): Re
   return (request: AdmissionRequest) => {
     const result = decide(request);
     const hash = caches.templates.current()?.hash;
-    if (result instanceof Promise) {
-      return result.then((r) => {
-        injectionEvents.note(request, r, hash);
-        return r;
-      });
-    }
-    injectionEvents.note(request, result, hash);
+    const noteLater = (r: AdmitResult): void => queueMicrotask(() => injectionEvents.note(request, r, hash));
+    if (result instanceof Promise) result.then(noteLater, () => {});
+    else noteLater(result);
     return result;
   };
 }

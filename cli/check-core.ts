@@ -141,6 +141,7 @@ export function requiredPermissions(opts: {
     ),
     ...['create', 'patch'].map((v) => p(v, 'events', 'record Events')),
     ...['get', 'list', 'watch'].map((v) => p(v, 'namespaces', 'read namespace labels')),
+    p('get', 'replicasets', "put injection Events on a Pod's Deployment", { group: 'apps' }),
     ...['get', 'update', 'patch'].map((v) =>
       p(v, 'leases', 'leader election', {
         group: 'coordination.k8s.io',

@@ -71,25 +71,8 @@ export function withoutInjection(pod: V1Pod): { pod: V1Pod; status: InjectionSta
 export function explain(input: ExplainInput): Explanation {
   const warnings: string[] = [];
   const isLivePod = input.kind === 'Pod' && input.source === 'cluster';
-  let pod = input.pod;
-  let current: Explanation['current'];
-  if (isLivePod) {
-    const stripped = withoutInjection(pod);
-    pod = stripped.pod;
-    const templateHash = input.template && 'hash' in input.template ? input.template.hash : undefined;
-    current = stripped.status
-      ? {
-          injected: true,
-          status: stripped.status,
-          ...(templateHash ? { templateCurrent: stripped.status.templateHash === templateHash } : {}),
-        }
-      : { injected: false };
-    if (current.templateCurrent === false) {
-      warnings.push(
-        `this Pod was injected from template ${stripped.status!.templateHash}; the template is now ${templateHash}: re-create it to get the current sidecar`,
-      );
-    }
-  }
+  const live = isLivePod ? liveInjection(input, warnings) : undefined;
+  const pod = live?.pod ?? input.pod;
   const labels = input.namespaceLabels;
   if (labels === undefined) {
     warnings.push('namespace labels unknown (no cluster): pass --namespace-labels k=v,... or a kubeconfig');
@@ -107,7 +90,7 @@ export function explain(input: ExplainInput): Explanation {
     warnings,
     injected: false,
     reason: '',
-    ...(current ? { current } : {}),
+    ...(live ? { current: live.current } : {}),
   };
   if (input.template) {
     out.template =
@@ -120,32 +103,10 @@ export function explain(input: ExplainInput): Explanation {
     out.reason = reason;
     return out;
   };
-
   // 1. Does the apiserver call the webhook at all?
-  let calledUnknown = false;
-  if (input.webhookConfiguration) {
-    const { name, object } = input.webhookConfiguration;
-    if (!object) {
-      out.webhookConfiguration = { name, found: false, webhooks: [] };
-    } else {
-      const webhooks = matchWebhooks(object, pod, input.namespace, labels ?? {});
-      out.webhookConfiguration = { name, found: true, webhooks };
-      calledUnknown =
-        !webhooks.some((w) => w.called === true) && webhooks.some((w) => w.called === 'unknown');
-      if (
-        webhooks.some(
-          (w) =>
-            (w.called === true || w.called === 'unknown') &&
-            !object.webhooks?.find((x) => x.name === w.name)?.clientConfig.caBundle,
-        )
-      ) {
-        warnings.push(
-          `MutatingWebhookConfiguration ${name} has no caBundle yet: the apiserver cannot call the webhook (netmesh patches it in at start)`,
-        );
-      }
-    }
-  }
-
+  const calledUnknown = input.webhookConfiguration
+    ? explainCalls(out, input.webhookConfiguration, pod, input.namespace, labels ?? {})
+    : false;
   // 2. Pods that already carry the sidecar (a manifest injected offline): nothing more to do.
   if (selection.reason === 'AlreadyInjected' && !isLivePod) {
     return verdict(
@@ -153,35 +114,97 @@ export function explain(input: ExplainInput): Explanation {
       `the pod template already carries the sidecar (annotation ${STATUS_ANNOTATION}, injected offline)`,
     );
   }
-  const wc = out.webhookConfiguration;
-  if (wc && !wc.found) {
-    return verdict(
-      false,
-      `MutatingWebhookConfiguration ${wc.name} not found: the apiserver calls no netmesh webhook`,
+  const notCalled = whyNotCalled(out.webhookConfiguration, calledUnknown);
+  if (notCalled) return verdict(false, notCalled);
+  if (calledUnknown)
+    warnings.push('a matchCondition could not be evaluated here; the result assumes it is true');
+  // 3. The webhook's own selection.
+  if (!selection.inject) return verdict(false, selection.message);
+  // 4. The template and the plan.
+  return explainPlan(out, input, pod, selection.message, verdict);
+}
+
+/** A live Pod: what it got at creation, and the Pod as it was before (to decide again). */
+function liveInjection(
+  input: ExplainInput,
+  warnings: string[],
+): { pod: V1Pod; current: NonNullable<Explanation['current']> } {
+  const stripped = withoutInjection(input.pod);
+  const templateHash = input.template && 'hash' in input.template ? input.template.hash : undefined;
+  const current: NonNullable<Explanation['current']> = stripped.status
+    ? {
+        injected: true,
+        status: stripped.status,
+        ...(templateHash ? { templateCurrent: stripped.status.templateHash === templateHash } : {}),
+      }
+    : { injected: false };
+  if (current.templateCurrent === false) {
+    warnings.push(
+      `this Pod was injected from template ${stripped.status!.templateHash}; the template is now ${templateHash}: re-create it to get the current sidecar`,
     );
+  }
+  return { pod: stripped.pod, current };
+}
+
+/**
+ * Which webhooks of the live configuration the apiserver would call; true when that depends
+ * on a matchCondition that cannot be evaluated here.
+ */
+function explainCalls(
+  out: Explanation,
+  config: NonNullable<ExplainInput['webhookConfiguration']>,
+  pod: V1Pod,
+  namespace: string,
+  labels: Record<string, string>,
+): boolean {
+  const { name, object } = config;
+  if (!object) {
+    out.webhookConfiguration = { name, found: false, webhooks: [] };
+    return false;
+  }
+  const webhooks = matchWebhooks(object, pod, namespace, labels);
+  out.webhookConfiguration = { name, found: true, webhooks };
+  const withoutCaBundle = webhooks.some(
+    (w) =>
+      (w.called === true || w.called === 'unknown') &&
+      !object.webhooks?.find((x) => x.name === w.name)?.clientConfig.caBundle,
+  );
+  if (withoutCaBundle) {
+    out.warnings.push(
+      `MutatingWebhookConfiguration ${name} has no caBundle yet: the apiserver cannot call the webhook (netmesh patches it in at start)`,
+    );
+  }
+  return !webhooks.some((w) => w.called === true) && webhooks.some((w) => w.called === 'unknown');
+}
+
+/** Why the apiserver would not call netmesh for this Pod, if it would not. */
+function whyNotCalled(wc: Explanation['webhookConfiguration'], calledUnknown: boolean): string | undefined {
+  if (wc && !wc.found) {
+    return `MutatingWebhookConfiguration ${wc.name} not found: the apiserver calls no netmesh webhook`;
   }
   if (wc && !calledUnknown && !wc.webhooks.some((w) => w.called === true)) {
     const why = wc.webhooks.map((w) => `${w.name}: ${w.reasons[w.reasons.length - 1]}`).join('; ');
-    return verdict(
-      false,
-      `the apiserver calls none of the webhooks of ${wc.name} for this Pod (${why || 'it has no webhooks'})`,
-    );
+    return `the apiserver calls none of the webhooks of ${wc.name} for this Pod (${why || 'it has no webhooks'})`;
   }
-  if (calledUnknown)
-    warnings.push('a matchCondition could not be evaluated here; the result assumes it is true');
+  return undefined;
+}
 
-  // 3. The webhook's own selection.
-  if (!selection.inject) return verdict(false, selection.message);
-
-  // 4. The template and the plan.
+/** The last step: whether the template can be injected into this Pod. */
+function explainPlan(
+  out: Explanation,
+  input: ExplainInput,
+  pod: V1Pod,
+  selected: string,
+  verdict: (injected: boolean, reason: string) => Explanation,
+): Explanation {
   if (!input.template) {
-    return verdict(true, `${selection.message} (the plan was not evaluated: no template given)`);
+    return verdict(true, `${selected} (the plan was not evaluated: no template given)`);
   }
   if ('error' in input.template) {
     return verdict(false, `no usable template (${input.template.error}): the webhook admits Pods unchanged`);
   }
   const plan = planInjection(pod, input.template.template, { templateHash: input.template.hash });
-  warnings.push(...plan.warnings);
+  out.warnings.push(...plan.warnings);
   if (plan.action === 'skip') {
     out.plan = { action: 'skip', reason: plan.reason, message: plan.message };
     return verdict(false, plan.message);
@@ -192,7 +215,7 @@ export function explain(input: ExplainInput): Explanation {
     templateHash: input.template.hash,
     template: input.template.where,
   };
-  return verdict(true, selection.message);
+  return verdict(true, selected);
 }
 
 function labelText(labels: Record<string, string>): string {

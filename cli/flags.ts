@@ -50,6 +50,39 @@ export const logLevelFlag = {
   },
 } satisfies Record<string, FlagSpec>;
 
+/** --health-listen, for every long-running command (runtime/lifecycle.ts serves it). */
+export const healthListenFlag = {
+  'health-listen': {
+    type: 'string',
+    description: 'host:port for /healthz, /readyz and /metrics (plain HTTP)',
+    env: 'NETMESH_HEALTH_LISTEN',
+    default: '0.0.0.0:8081',
+  },
+} satisfies Record<string, FlagSpec>;
+
+/** -f and -R, for the commands that read manifests (cli/manifests.ts reads them). */
+export const manifestFlags = {
+  filename: {
+    type: 'string',
+    short: 'f',
+    multiple: true,
+    description: 'manifest file, directory, or - for stdin; repeatable',
+    complete: 'file',
+  },
+  recursive: { type: 'boolean', short: 'R', description: 'read the subdirectories of -f directories too' },
+} satisfies Record<string, FlagSpec>;
+
+/** -o text|json, for the commands that report. */
+export const outputFlag = {
+  output: {
+    type: 'string',
+    short: 'o',
+    description: 'output format',
+    default: 'text',
+    values: ['text', 'json'],
+  },
+} satisfies Record<string, FlagSpec>;
+
 export function helpText(
   command: string,
   summary: string,

@@ -18,7 +18,7 @@ import {
 } from '../cluster/chart.ts';
 import { freePort } from '../cluster/controlplane.ts';
 import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts';
-import { kubectl } from '../cluster/tools.ts';
+import { kubectl, kubectlAsync } from '../cluster/tools.ts';
 import { createNamespace, deleteNamespace, eventually, useCluster } from './support.ts';
 
 const CRD = 'networks.netmesh.io';
@@ -78,6 +78,17 @@ describe('netmesh run under the chart identity', () => {
         assert.ok(!logs.includes(fragment), `part of ${key} found in the logs`);
     }
   };
+  /** Namespaces watches open on the apiserver now (all clients: the controller-manager's too). */
+  const namespaceWatches = async (): Promise<number> => {
+    const text = await kubectlAsync(h.cluster.kubeconfigPath, ['get', '--raw', '/metrics']);
+    let n = 0;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('apiserver_longrunning_requests{')) continue;
+      if (/resource="namespaces"/.test(line) && /subresource=""/.test(line) && /verb="WATCH"/.test(line))
+        n += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return n;
+  };
   const copyIn = (ns: string) =>
     h.core.readNamespacedConfigMap({ namespace: ns, name: 'envoy' }).catch(() => undefined);
 
@@ -106,6 +117,7 @@ describe('netmesh run under the chart identity', () => {
   });
 
   test('the Envoy bootstrap is copied only where netmesh owns the name, owned by the webhook configuration, and removed when no longer wanted', async () => {
+    const watchesBefore = await namespaceWatches();
     const p = await run();
     await p.waitReady(60_000);
     let code: number | null = null;
@@ -127,6 +139,12 @@ describe('netmesh run under the chart identity', () => {
       await label(theirs, ENABLED);
 
       const copy = await eventually('the copy in the labelled namespace', () => copyIn(mine));
+      // The webhook's selection and the leader's copier share one namespaces informer.
+      assert.equal(
+        (await namespaceWatches()) - watchesBefore,
+        1,
+        'netmesh run holds one namespaces watch (apiserver_longrunning_requests)',
+      );
       assert.deepEqual(copy.data, source.data);
       assert.equal(copy.metadata?.labels?.['netmesh.io/bootstrap-copy'], 'true');
       assert.equal(copy.metadata?.annotations?.['netmesh.io/copied-from'], `${systemNs}/envoy`);

@@ -297,13 +297,39 @@ export function describeKubeError(err: unknown, opts: DescribeOptions = {}): Kub
   const causes = chain.map(linkOf);
   const top = chain[0];
   if (!top) return { category: 'unknown', causes: [], retryable: false, message: String(err) };
-
   // An HTTP answer: client-node's ApiException carries the status code as a number and the body.
   if (typeof top.code === 'number' && top.code >= 300 && top.code < 600 && 'body' in top) {
     return describeApi(top, top.code, opts, causes);
   }
+  const cancelled = describeCancelled(chain, opts, causes);
+  if (cancelled) return cancelled;
+  // The deepest error with a string code is the one that says what happened.
+  const coded = [...chain].reverse().find((e) => typeof e.code === 'string') as AnyError | undefined;
+  const code = coded ? (coded.code as string) : undefined;
+  const known = code && coded ? describeCode(code, coded, opts, causes) : undefined;
+  if (known) return known;
+  const deepest = causes[causes.length - 1]!;
+  const outer = causes[0]!;
+  const message =
+    causes.length > 1 && deepest.message !== outer.message
+      ? `${outer.message}: ${deepest.message}`
+      : outer.message;
+  const info: KubeErrorInfo = {
+    category: code || str(top.name) === 'TypeError' ? 'network' : 'unknown',
+    causes,
+    retryable: false,
+    message: withAction(opts.action, message),
+  };
+  if (code) info.reason = code;
+  return info;
+}
 
-  // DOMException timeouts and aborts (AbortSignal.timeout / abort()).
+/** DOMException timeouts and aborts (AbortSignal.timeout / abort()) anywhere in the chain. */
+function describeCancelled(
+  chain: readonly AnyError[],
+  opts: DescribeOptions,
+  causes: KubeErrorInfo['causes'],
+): KubeErrorInfo | undefined {
   for (const e of chain) {
     const name = str(e.name);
     if (name === 'TimeoutError') {
@@ -327,13 +353,19 @@ export function describeKubeError(err: unknown, opts: DescribeOptions = {}): Kub
       };
     }
   }
+  return undefined;
+}
 
-  // The deepest error with a string code is the one that says what happened.
-  const coded = [...chain].reverse().find((e) => typeof e.code === 'string') as AnyError | undefined;
-  const code = coded ? (coded.code as string) : undefined;
+/** A Node error code that says what went wrong on the way to the server. */
+function describeCode(
+  code: string,
+  coded: AnyError,
+  opts: DescribeOptions,
+  causes: KubeErrorInfo['causes'],
+): KubeErrorInfo | undefined {
   const at = where(opts.server, coded);
   const act = (m: string): string => withAction(opts.action, m);
-  if (code && REFUSED.has(code)) {
+  if (REFUSED.has(code)) {
     return {
       category: 'connection-refused',
       reason: code,
@@ -343,8 +375,8 @@ export function describeKubeError(err: unknown, opts: DescribeOptions = {}): Kub
       hint: 'is the cluster running, and is this the right server and --context? (`kubectl config view --minify` shows them)',
     };
   }
-  if (code && DNS.has(code)) {
-    const host = str(coded?.hostname) ?? hostOf(opts.server) ?? at ?? 'the server';
+  if (DNS.has(code)) {
+    const host = str(coded.hostname) ?? hostOf(opts.server) ?? at ?? 'the server';
     return {
       category: 'dns',
       reason: code,
@@ -357,26 +389,11 @@ export function describeKubeError(err: unknown, opts: DescribeOptions = {}): Kub
       hint: 'check the server address in the kubeconfig, and DNS on this machine',
     };
   }
-  if (code && isTlsCode(code)) {
-    const certText = describeCert(coded?.cert);
-    let what: string;
-    let hint: string;
-    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-      const name = str(coded?.host) ?? hostOf(opts.server) ?? 'the server name';
-      what = `x509: the certificate presented by ${at ?? 'the server'}${certText ? ` (${certText})` : ''} is not valid for ${name}`;
-      hint =
-        'use a server address the certificate names, or re-issue the certificate with that name as a SAN';
-    } else if (TLS_TIME.has(code)) {
-      what = `x509: the certificate presented by ${at ?? 'the server'} ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'}${certText ? ` (${certText})` : ''}`;
-      hint = 'renew the certificate, and check the clock of this machine';
-    } else {
-      what = `x509: the certificate presented by ${at ?? 'the server'}${certText ? ` (${certText})` : ''} is not signed by a trusted CA (${code})`;
-      hint =
-        'the certificate-authority of the kubeconfig did not sign it: is this the right cluster and --context?';
-    }
+  if (isTlsCode(code)) {
+    const { what, hint } = describeTls(code, coded, opts, at);
     return { category: 'tls', reason: code, causes, retryable: false, message: act(what), hint };
   }
-  if (code && RESET.has(code)) {
+  if (RESET.has(code)) {
     return {
       category: 'connection-reset',
       reason: code,
@@ -386,7 +403,7 @@ export function describeKubeError(err: unknown, opts: DescribeOptions = {}): Kub
       hint: 'is it a TLS endpoint, and is there a proxy or load balancer in the way?',
     };
   }
-  if (code && TIMEOUT.has(code)) {
+  if (TIMEOUT.has(code)) {
     return {
       category: 'timeout',
       reason: code,
@@ -396,7 +413,7 @@ export function describeKubeError(err: unknown, opts: DescribeOptions = {}): Kub
       hint: 'check the network path and firewalls',
     };
   }
-  if (code && UNREACHABLE.has(code)) {
+  if (UNREACHABLE.has(code)) {
     return {
       category: 'network',
       reason: code,
@@ -406,21 +423,35 @@ export function describeKubeError(err: unknown, opts: DescribeOptions = {}): Kub
       hint: 'there is no route to it from this machine',
     };
   }
+  return undefined;
+}
 
-  const deepest = causes[causes.length - 1]!;
-  const outer = causes[0]!;
-  const message =
-    causes.length > 1 && deepest.message !== outer.message
-      ? `${outer.message}: ${deepest.message}`
-      : outer.message;
-  const info: KubeErrorInfo = {
-    category: code || str(top.name) === 'TypeError' ? 'network' : 'unknown',
-    causes,
-    retryable: false,
-    message: act(message),
+/** Which certificate was refused, and why. */
+function describeTls(
+  code: string,
+  coded: AnyError,
+  opts: DescribeOptions,
+  at: string | undefined,
+): { what: string; hint: string } {
+  const certText = describeCert(coded.cert);
+  const presented = `the certificate presented by ${at ?? 'the server'}`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    const name = str(coded.host) ?? hostOf(opts.server) ?? 'the server name';
+    return {
+      what: `x509: ${presented}${certText ? ` (${certText})` : ''} is not valid for ${name}`,
+      hint: 'use a server address the certificate names, or re-issue the certificate with that name as a SAN',
+    };
+  }
+  if (TLS_TIME.has(code)) {
+    return {
+      what: `x509: ${presented} ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'}${certText ? ` (${certText})` : ''}`,
+      hint: 'renew the certificate, and check the clock of this machine',
+    };
+  }
+  return {
+    what: `x509: ${presented}${certText ? ` (${certText})` : ''} is not signed by a trusted CA (${code})`,
+    hint: 'the certificate-authority of the kubeconfig did not sign it: is this the right cluster and --context?',
   };
-  if (code) info.reason = code;
-  return info;
 }
 
 /** "message: hint", the one line the CLI prints (the same shape as UserFacingError.oneLine). */

@@ -2,6 +2,8 @@
 // what the status should say, whether it changed, which Event a transition deserves, and what
 // object the cluster's CNI should get. No I/O here; controller.ts performs what this decides.
 import type { KubernetesObject, V1ConfigMap, V1OwnerReference } from '@kubernetes/client-node';
+import { canonicalJson } from '../lib/canonical-json.ts';
+import { FIELD_MANAGER, MANAGED_BY_LABEL } from '../lib/ownership.ts';
 import type { NetworkSpecValidation } from './network/cidr.ts';
 import { formatCidr, validateNetworkSpec } from './network/cidr.ts';
 import { buildConflist, buildNadConfig } from './network/cni.ts';
@@ -13,8 +15,7 @@ export const PLURAL = 'networks';
 export const KIND = 'Network';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 export const FINALIZER = 'netmesh.io/network-cleanup';
-export const FIELD_MANAGER = 'netmesh-operator';
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export { FIELD_MANAGER, MANAGED_BY_LABEL } from '../lib/ownership.ts';
 export const NETWORK_LABEL = 'netmesh.io/network';
 export const CONFIGMAP_SUFFIX = '-cni';
 export const CONFLIST_KEY = 'cni-conflist.json';
@@ -177,19 +178,7 @@ export function boundedMessage(message: string): string {
 
 /** Deep equality on the JSON form: the controller writes status only when this is false. */
 export function sameStatus(a: NetworkStatus | undefined, b: NetworkStatus): boolean {
-  return canonical(a ?? {}) === canonical(b);
-}
-
-function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, value: unknown) =>
-    value && typeof value === 'object' && !Array.isArray(value)
-      ? Object.fromEntries(
-          Object.entries(value as Record<string, unknown>)
-            .filter(([, x]) => x !== undefined)
-            .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
-        )
-      : value,
-  );
+  return canonicalJson(a ?? {}) === canonicalJson(b);
 }
 
 export interface EventSpec {

@@ -173,6 +173,42 @@ describe('EventRecorder', () => {
     assert.equal(f.events.size, 1);
   });
 
+  it('a named Event is per name; one another replica already wrote (409) counts as written', async () => {
+    const f = fakeCore();
+    const r = new EventRecorder({
+      core: f.core,
+      component: 'c',
+      instance: 'i',
+      log: pino({ level: 'silent' }),
+    });
+    const input = { type: 'Warning', reason: 'InvalidTemplate', message: 'm' } as const;
+    r.record(pod('a'), input, { name: 'a.invalid-template.1' });
+    r.record(pod('a'), input, { name: 'a.invalid-template.1' });
+    r.record(pod('a'), input, { name: 'a.invalid-template.2' });
+    await r.flush();
+    assert.deepEqual(f.calls, ['create', 'patch', 'create']);
+    assert.deepEqual([...f.events.keys()].sort(), ['a.invalid-template.1', 'a.invalid-template.2']);
+
+    const taken = fakeCore();
+    const create = taken.core.createNamespacedEvent.bind(taken.core);
+    taken.core.createNamespacedEvent = (async () => {
+      throw Object.assign(new Error('already exists'), { code: 409 });
+    }) as never;
+    const other = new EventRecorder({
+      core: taken.core,
+      component: 'c',
+      instance: 'other',
+      log: pino({ level: 'silent' }),
+    });
+    other.record(pod('a'), input, { name: 'a.invalid-template.1' });
+    await other.flush();
+    taken.core.createNamespacedEvent = create;
+    taken.events.set('a.invalid-template.1', { count: 1 });
+    other.record(pod('a'), input, { name: 'a.invalid-template.1' });
+    await other.flush();
+    assert.equal(taken.calls.at(-1), 'patch', 'the existing Event is counted up');
+  });
+
   it('a failing API never throws to the caller', async () => {
     const core = {
       createNamespacedEvent: async () => {

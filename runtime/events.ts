@@ -56,6 +56,8 @@ export type Decision =
 
 export interface ResolvedEvent {
   target: EventTarget;
+  /** A name chosen by the caller; otherwise `<object>.<time><random>`. */
+  name?: string;
   type: EventType;
   reason: string;
   message: string;
@@ -134,7 +136,11 @@ export class EventCorrelator {
     return true;
   }
 
-  correlate(target: EventTarget, input: EventInput, now: Date): Decision {
+  /**
+   * `name`, when given, is the Event's own name (see EventRecorder.record): part of its
+   * identity, so only the same named Event is counted up.
+   */
+  correlate(target: EventTarget, input: EventInput, now: Date, name?: string): Decision {
     const t = now.getTime();
     const objKey = objectKey(target);
     if (!this.#allow(objKey, t)) return { action: 'drop' };
@@ -146,13 +152,14 @@ export class EventCorrelator {
     const record = fresh ? { messages: new Set<string>(), since: t } : agg;
     record.messages.add(message);
     this.#aggregates.set(aggKey, record);
-    let dedupKey = [aggKey, message].join('\u0002');
+    let dedupKey = [aggKey, message, name ?? ''].join('\u0002');
     if (record.messages.size >= this.#opts.aggregateMaxEvents) {
       message = `${COMBINED_PREFIX}${message}`.slice(0, MESSAGE_LIMIT);
-      dedupKey = [aggKey, COMBINED_PREFIX].join('\u0002');
+      dedupKey = [aggKey, COMBINED_PREFIX, name ?? ''].join('\u0002');
     }
     const event: ResolvedEvent = {
       target,
+      ...(name ? { name } : {}),
       type: input.type,
       reason: input.reason,
       message,
@@ -234,13 +241,22 @@ export class EventRecorder {
     this.#correlator = new EventCorrelator(opts.correlator);
   }
 
-  record(target: EventTarget, input: EventInput, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  /**
+   * `name` gives the Event a name of the caller's, derived from what it is about (e.g. a
+   * ConfigMap's uid and resourceVersion), so that replicas that all notice the same thing
+   * write it once: a create that finds it already there (409) counts as written.
+   */
+  record(
+    target: EventTarget,
+    input: EventInput,
+    opts: { signal?: AbortSignal; name?: string } = {},
+  ): Promise<void> {
     const at = (this.#opts.now ?? (() => new Date()))();
     // Correlate in turn, after the writes before it: a duplicate recorded while the first
     // Event is still being created then updates it instead of creating a second one.
     this.#tail = this.#tail.then(() => {
       if (opts.signal?.aborted) return;
-      const decision = this.#correlator.correlate(target, input, at);
+      const decision = this.#correlator.correlate(target, input, at, opts.name);
       if (decision.action === 'drop') {
         this.#opts.log.debug({ reason: input.reason }, 'event dropped by the spam filter');
         return;
@@ -255,59 +271,73 @@ export class EventRecorder {
   }
 
   async #write(d: Exclude<Decision, { action: 'drop' }>, signal: AbortSignal): Promise<void> {
-    const { core, component, instance, log } = this.#opts;
-    const request = requestOptions({ signal });
     const e = d.event;
-    const namespace = e.target.metadata?.namespace ?? 'default';
     try {
-      if (d.action === 'update') {
-        try {
-          await core.patchNamespacedEvent(
-            {
-              namespace: d.namespace,
-              name: d.name,
-              body: { count: d.count, lastTimestamp: e.lastTimestamp, message: e.message },
-            },
-            requestOptions({ signal, contentType: PatchStrategy.MergePatch }),
-          );
-          return;
-        } catch (err) {
-          if (!hasStatus(err, 404)) throw err;
-          // Expired (Events have a TTL): write it anew.
-          this.#correlator.forget(d.key);
-        }
-      }
-      const name = eventName(e.target.metadata?.name ?? 'object', e.lastTimestamp);
-      const created: CoreV1Event = await core.createNamespacedEvent(
-        {
-          namespace,
-          body: {
-            metadata: { name, namespace },
-            involvedObject: {
-              apiVersion: e.target.apiVersion,
-              kind: e.target.kind,
-              name: e.target.metadata?.name,
-              namespace: e.target.metadata?.namespace,
-              uid: e.target.metadata?.uid,
-              resourceVersion: e.target.metadata?.resourceVersion,
-            },
-            type: e.type,
-            reason: e.reason,
-            message: e.message,
-            ...(e.action ? { action: e.action } : {}),
-            source: { component },
-            reportingComponent: component,
-            reportingInstance: instance,
-            firstTimestamp: e.firstTimestamp,
-            lastTimestamp: e.lastTimestamp,
-            count: 1,
-          },
-        },
-        request,
-      );
-      this.#correlator.written(d.key, created.metadata?.name ?? name);
+      if (d.action === 'update' && (await this.#countUp(d, signal))) return;
+      const name = e.name ?? eventName(e.target.metadata?.name ?? 'object', e.lastTimestamp);
+      const created = await this.#opts.core
+        .createNamespacedEvent(
+          { namespace: e.target.metadata?.namespace ?? 'default', body: this.#eventBody(e, name) },
+          requestOptions({ signal }),
+        )
+        .catch((err: unknown) => {
+          // Another replica wrote the Event of that name: the same fact, recorded once.
+          if (e.name && hasStatus(err, 409)) return undefined;
+          throw err;
+        });
+      this.#correlator.written(d.key, created?.metadata?.name ?? name);
     } catch (err) {
-      log.warn({ err, reason: e.reason, object: e.target.metadata?.name }, 'could not record Event');
+      this.#opts.log.warn(
+        { err, reason: e.reason, object: e.target.metadata?.name },
+        'could not record Event',
+      );
     }
+  }
+
+  /** count and lastTimestamp of the Event already written; false when it has expired (404). */
+  async #countUp(d: Extract<Decision, { action: 'update' }>, signal: AbortSignal): Promise<boolean> {
+    const e = d.event;
+    try {
+      await this.#opts.core.patchNamespacedEvent(
+        {
+          namespace: d.namespace,
+          name: d.name,
+          body: { count: d.count, lastTimestamp: e.lastTimestamp, message: e.message },
+        },
+        requestOptions({ signal, contentType: PatchStrategy.MergePatch }),
+      );
+      return true;
+    } catch (err) {
+      if (!hasStatus(err, 404)) throw err;
+      // Expired (Events have a TTL): write it anew.
+      this.#correlator.forget(d.key);
+      return false;
+    }
+  }
+
+  #eventBody(e: ResolvedEvent, name: string): CoreV1Event {
+    const { component, instance } = this.#opts;
+    const namespace = e.target.metadata?.namespace ?? 'default';
+    return {
+      metadata: { name, namespace },
+      involvedObject: {
+        apiVersion: e.target.apiVersion,
+        kind: e.target.kind,
+        name: e.target.metadata?.name,
+        namespace: e.target.metadata?.namespace,
+        uid: e.target.metadata?.uid,
+        resourceVersion: e.target.metadata?.resourceVersion,
+      },
+      type: e.type,
+      reason: e.reason,
+      message: e.message,
+      ...(e.action ? { action: e.action } : {}),
+      source: { component },
+      reportingComponent: component,
+      reportingInstance: instance,
+      firstTimestamp: e.firstTimestamp,
+      lastTimestamp: e.lastTimestamp,
+      count: 1,
+    };
   }
 }

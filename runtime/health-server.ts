@@ -8,7 +8,7 @@
  * Failing probes answer 503 with one line per failing check, as the apiserver's `?verbose`
  * does ("[-]name failed: reason"); `?verbose` lists the passing checks too.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -100,39 +100,45 @@ function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, ' ');
 }
 
-export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
-  const log = opts.log.child({ component: 'health-server' });
-  if (opts.processMetrics !== false) instrumentProcess(opts.registry);
-  const readiness = new Map<string, HealthCheck>();
-  const liveness = new Map<string, HealthCheck>();
-  let fatal: string | undefined;
+const TEXT = 'text/plain; charset=utf-8';
 
-  const probeResults = (probe: 'healthz' | 'readyz'): CheckResult[] => {
-    const results = runChecks(probe === 'readyz' ? readiness : liveness);
-    if (probe === 'healthz')
-      results.unshift(
-        fatal === undefined ? { name: 'fatal', ok: true } : { name: 'fatal', ok: false, reason: fatal },
-      );
-    return results;
-  };
+/** One plain HTTP answer, uncached; no body for HEAD. */
+function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string,
+): void {
+  res.statusCode = status;
+  res.setHeader('content-type', contentType);
+  res.setHeader('cache-control', 'no-store');
+  res.setHeader('x-content-type-options', 'nosniff');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
 
-  const send = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    status: number,
-    contentType: string,
-    body: string,
-  ): void => {
-    res.statusCode = status;
-    res.setHeader('content-type', contentType);
-    res.setHeader('cache-control', 'no-store');
-    res.setHeader('x-content-type-options', 'nosniff');
-    res.setHeader('content-length', Buffer.byteLength(body));
-    res.end(req.method === 'HEAD' ? undefined : body);
-  };
-  const TEXT = 'text/plain; charset=utf-8';
+/** The registered checks and the fatal flag: what /readyz and /healthz report. */
+interface Checks {
+  readiness: Map<string, HealthCheck>;
+  liveness: Map<string, HealthCheck>;
+  fatal: string | undefined;
+}
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+function probeResults(checks: Checks, probe: 'healthz' | 'readyz'): CheckResult[] {
+  const results = runChecks(probe === 'readyz' ? checks.readiness : checks.liveness);
+  if (probe === 'healthz')
+    results.unshift(
+      checks.fatal === undefined
+        ? { name: 'fatal', ok: true }
+        : { name: 'fatal', ok: false, reason: checks.fatal },
+    );
+  return results;
+}
+
+/** GET/HEAD /healthz (/livez), /readyz and /metrics; 404 and 405 for anything else. */
+function healthHandler(opts: HealthServerOptions, checks: Checks, log: Logger) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://health.invalid');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics' && path !== '/livez') {
@@ -150,25 +156,17 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
       return;
     }
     const probe = path === '/readyz' ? 'readyz' : 'healthz';
-    const results = probeResults(probe);
+    const results = probeResults(checks, probe);
     const { status, body } = renderProbe(probe, results, url.searchParams.has('verbose'));
     if (status !== 200) {
       log.debug({ probe, failing: results.filter((r) => !r.ok).map((r) => r.name) }, 'probe failing');
     }
     send(req, res, status, TEXT, body);
   };
+}
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      log.error({ err, url: req.url }, 'health server request failed');
-      if (!res.headersSent) send(req, res, 500, TEXT, 'internal error\n');
-      else res.destroy();
-    });
-  });
-  // Probes are tiny; a stuck client must not pin a socket for the default 5 minutes.
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 10_000;
-
+/** Listens; resolves with the port once bound, rejects if it cannot bind. */
+async function listen(server: Server, opts: HealthServerOptions, log: Logger): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
@@ -180,26 +178,45 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
   server.on('error', (err) => log.error({ err }, 'health server error'));
   const port = (server.address() as AddressInfo).port;
   log.info({ host: opts.host ?? '0.0.0.0', port }, 'health server listening');
+  return port;
+}
 
-  const adder =
-    (checks: Map<string, HealthCheck>, kind: string) =>
-    (name: string, check: HealthCheck): (() => void) => {
-      if (checks.has(name)) throw new RangeError(`${kind} check "${name}" is already registered`);
-      checks.set(name, check);
-      return () => {
-        if (checks.get(name) === check) checks.delete(name);
-      };
+function checkAdder(checks: Map<string, HealthCheck>, kind: string) {
+  return (name: string, check: HealthCheck): (() => void) => {
+    if (checks.has(name)) throw new RangeError(`${kind} check "${name}" is already registered`);
+    checks.set(name, check);
+    return () => {
+      if (checks.get(name) === check) checks.delete(name);
     };
+  };
+}
 
+export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
+  const log = opts.log.child({ component: 'health-server' });
+  if (opts.processMetrics !== false) instrumentProcess(opts.registry);
+  const checks: Checks = { readiness: new Map(), liveness: new Map(), fatal: undefined };
+  const handle = healthHandler(opts, checks, log);
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ err, url: req.url }, 'health server request failed');
+      if (!res.headersSent) send(req, res, 500, TEXT, 'internal error\n');
+      else res.destroy();
+    });
+  });
+  // Probes are tiny; a stuck client must not pin a socket for the default 5 minutes.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 10_000;
+  const port = await listen(server, opts, log);
   let closing: Promise<void> | undefined;
   return {
     port,
-    addReadinessCheck: adder(readiness, 'readiness'),
-    addLivenessCheck: adder(liveness, 'liveness'),
+    addReadinessCheck: checkAdder(checks.readiness, 'readiness'),
+    addLivenessCheck: checkAdder(checks.liveness, 'liveness'),
     setFatal(reason) {
       const text = reason instanceof Error ? reason.message : reason;
-      if (fatal === undefined) log.error({ reason: text }, 'fatal error registered; /healthz now fails');
-      fatal ??= text || 'fatal error';
+      if (checks.fatal === undefined)
+        log.error({ reason: text }, 'fatal error registered; /healthz now fails');
+      checks.fatal ??= text || 'fatal error';
     },
     close() {
       closing ??= new Promise<void>((resolve, reject) => {

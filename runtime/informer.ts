@@ -625,7 +625,7 @@ function summarize(err: unknown): string {
  * missing CRD or RBAC rule therefore shows up at once but heals without a restart.
  */
 export async function waitForCacheSync(
-  informers: readonly Informer<KubernetesObject>[],
+  informers: readonly Pick<Informer<KubernetesObject>, 'name' | 'hasSynced' | 'lastError' | 'waitForSync'>[],
   opts: { signal: AbortSignal; timeoutMs: number; onTimeout: (reason: string) => void; clock?: Clock },
 ): Promise<void> {
   const clock = opts.clock ?? realClock;

@@ -33,6 +33,7 @@ import { acquireRetryDelayMs } from './backoff.ts';
 import {
   canRenewOptimistically,
   decideLeaseAction,
+  type LeaseDecision,
   type LeaseRecord,
   type ObservedLease,
   observeLease,
@@ -258,27 +259,16 @@ export class LeaderElector {
     return AbortSignal.any([this.#stopController.signal, AbortSignal.timeout(this.#requestTimeoutMs)]);
   }
 
+  #decide(observed: ObservedLease | undefined): LeaseDecision {
+    return decideLeaseAction(observed, this.#clock.now(), this.identity, {
+      leaseDurationMs: this.#leaseDurationMs,
+      wallNowMs: Date.now(),
+    });
+  }
+
+  /** One round, as client-go's tryAcquireOrRenew: true when we hold the lease afterwards. */
   async #tryAcquireOrRenew(): Promise<boolean> {
-    const decisionOpts = () => ({ leaseDurationMs: this.#leaseDurationMs, wallNowMs: Date.now() });
-
-    // Fast path: the leader updates its cached lease directly; a conflict means somebody
-    // wrote the lease since, and the slow path finds out who.
-    if (
-      this.#leading &&
-      this.#lease &&
-      canRenewOptimistically(this.#observed, this.#clock.now(), this.identity)
-    ) {
-      const d = decideLeaseAction(this.#observed, this.#clock.now(), this.identity, decisionOpts());
-      if (d.action === 'update') {
-        try {
-          this.#observe(await this.#client.replace(this.#body(this.#lease, d.record), this.#signal()));
-          return true;
-        } catch (err) {
-          this.#log.debug({ err }, 'optimistic lease renewal failed; re-reading the lease');
-        }
-      }
-    }
-
+    if (await this.#renewOptimistically()) return true;
     let lease: V1Lease | undefined;
     try {
       lease = await this.#client.read(this.#signal());
@@ -286,39 +276,11 @@ export class LeaderElector {
       this.#log.warn({ err }, 'cannot read the lease');
       return false;
     }
-
-    if (!lease) {
-      const d = decideLeaseAction(undefined, this.#clock.now(), this.identity, decisionOpts());
-      if (d.action !== 'create') return false;
-      try {
-        this.#observe(await this.#client.create(this.#body(undefined, d.record), this.#signal()));
-        this.#log.info('created the lease');
-        return true;
-      } catch (err) {
-        if (isConflict(err)) this.#log.debug('another candidate created the lease first');
-        else this.#log.warn({ err }, 'cannot create the lease');
-        return false;
-      }
-    }
-
+    if (!lease) return this.#create();
     this.#observe(lease);
-    const d = decideLeaseAction(this.#observed, this.#clock.now(), this.identity, decisionOpts());
-    if (d.action !== 'update') {
-      if (d.action === 'wait') {
-        this.#log.trace({ holder: d.holder }, 'lease held by another candidate');
-        if (this.#leading) {
-          // Fencing: the lease names someone else (taken over, or our renewals did not land).
-          // We know now that we lost; leading on until the renew deadline would let our
-          // work write beside the new leader's for up to renewDeadline.
-          this.#log.warn(
-            { holder: d.holder },
-            'the lease is held by another candidate; stopping leading now',
-          );
-          this.#stepDown('lost');
-        }
-      }
-      return false;
-    }
+    const d = this.#decide(this.#observed);
+    if (d.action === 'wait') this.#noticeHolder(d.holder);
+    if (d.action !== 'update') return false;
     try {
       this.#observe(await this.#client.replace(this.#body(lease, d.record), this.#signal()));
       if (d.takeover) {
@@ -333,6 +295,48 @@ export class LeaderElector {
       else this.#log.warn({ err }, 'cannot update the lease');
       return false;
     }
+  }
+
+  /**
+   * Fast path: the leader updates its cached lease directly; a conflict means somebody wrote
+   * the lease since, and the slow path finds out who.
+   */
+  async #renewOptimistically(): Promise<boolean> {
+    if (!this.#leading || !this.#lease) return false;
+    if (!canRenewOptimistically(this.#observed, this.#clock.now(), this.identity)) return false;
+    const d = this.#decide(this.#observed);
+    if (d.action !== 'update') return false;
+    try {
+      this.#observe(await this.#client.replace(this.#body(this.#lease, d.record), this.#signal()));
+      return true;
+    } catch (err) {
+      this.#log.debug({ err }, 'optimistic lease renewal failed; re-reading the lease');
+      return false;
+    }
+  }
+
+  async #create(): Promise<boolean> {
+    const d = this.#decide(undefined);
+    if (d.action !== 'create') return false;
+    try {
+      this.#observe(await this.#client.create(this.#body(undefined, d.record), this.#signal()));
+      this.#log.info('created the lease');
+      return true;
+    } catch (err) {
+      if (isConflict(err)) this.#log.debug('another candidate created the lease first');
+      else this.#log.warn({ err }, 'cannot create the lease');
+      return false;
+    }
+  }
+
+  #noticeHolder(holder: string): void {
+    this.#log.trace({ holder }, 'lease held by another candidate');
+    if (!this.#leading) return;
+    // Fencing: the lease names someone else (taken over, or our renewals did not land). We
+    // know now that we lost; leading on until the renew deadline would let our work write
+    // beside the new leader's for up to renewDeadline.
+    this.#log.warn({ holder }, 'the lease is held by another candidate; stopping leading now');
+    this.#stepDown('lost');
   }
 
   #observe(lease: V1Lease): void {

@@ -5,6 +5,8 @@
 //      up first, so a slow start is visible; each component starts in turn. If one fails, those
 //      already started are stopped, the health port closes, and the error goes to the caller (a
 //      half-started process must not linger looking healthy).
+//      The components share one SharedInformerFactory (runtime/informer-factory.ts): one watch
+//      per resource and selector, whose sync state /readyz shows as the `informers` check.
 //   2. running: /readyz is every component's check (a component may report without gating
 //      readiness, as the operator does under `netmesh run`: a standby or a leader still syncing
 //      must not take the webhook out of its Service).
@@ -12,11 +14,15 @@
 //      component stops at once, concurrently. The webhook turns unready and keeps serving
 //      through its shutdown delay, so endpoints drop it before it closes; the operator cancels
 //      its requests and releases its Lease so the standby takes over at once.
+//      Once they have stopped, the process's shared informers stop (the webhook reads its caches
+//      until its listener closes).
 //   4. A grace period (25 s, inside Kubernetes' default 30 s) bounds it all: past it the process
 //      exits 1 without waiting further.
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { type HealthServer, startHealthServer } from './health-server.ts';
+import { SharedInformerFactory } from './informer-factory.ts';
 
 /** What a component reports for /readyz: true, or why not. */
 export type Readiness = true | string | { ok: boolean; detail: string };
@@ -32,12 +38,16 @@ export interface ProcessContext {
   log: Logger;
   registry: Registry;
   health: HealthServer;
+  /** The process's shared informers; stopped after every component has stopped. */
+  informers: SharedInformerFactory;
   /** Ends the process with `code` through the normal shutdown (e.g. the Lease was lost). */
   exit(code: number): void;
 }
 
 export interface LifecycleOptions {
   log: Logger;
+  /** The cluster the shared informers watch. */
+  kc: KubeConfig;
   health: { host: string; port: number };
   /** Logged once everything has started. */
   runningMessage: string;
@@ -52,8 +62,10 @@ export async function runProcess(
   const { log } = opts;
   const registry = new Registry();
   const health = await startHealthServer({ ...opts.health, registry, log });
+  const informers = new SharedInformerFactory({ kc: opts.kc, log, registry });
   let started = false;
   health.addReadinessCheck('startup', () => started || 'starting');
+  health.addReadinessCheck('informers', () => informers.readiness());
   let exitCode = 0;
   let requestExit: (() => void) | undefined;
   const exitRequested = new Promise<'exit'>((resolve) => {
@@ -63,6 +75,7 @@ export async function runProcess(
     log,
     registry,
     health,
+    informers,
     exit: (code) => {
       exitCode = code;
       requestExit?.();
@@ -73,6 +86,7 @@ export async function runProcess(
     components.push(...(await start(ctx)));
   } catch (err) {
     await Promise.all(components.map((c) => c.stop().catch(() => {})));
+    await informers.stop();
     await health.close();
     throw err;
   }
@@ -87,6 +101,7 @@ export async function runProcess(
   }, opts.graceMs ?? 25_000);
   timer.unref();
   await Promise.all(components.map((c) => c.stop()));
+  await informers.stop();
   await health.close();
   clearTimeout(timer);
   log.info('stopped');

@@ -1,24 +1,13 @@
 /**
- * The webhook's caches (template ConfigMap, namespaces) on the shared runtime informer, which
- * keeps going after watch errors, asks for bookmarks and restarts a stale watch. This adapter
- * only adds a sync wait with a deadline and the handler wiring the webhook needs.
+ * The webhook's caches (template ConfigMap, namespaces) on the process's shared informers
+ * (runtime/informer-factory.ts): the namespaces informer is the same one the Envoy bootstrap
+ * copier reads. This adapter only adds a sync wait with a deadline and the handler wiring the
+ * webhook needs; stop() unsubscribes, the factory stops the informer.
  */
-import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
-import { Informer } from '../runtime/informer.ts';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { InformerSpec, SharedInformerFactory } from '../runtime/informer-factory.ts';
 
-export interface InformerOptions<T extends KubernetesObject> {
-  kc: KubeConfig;
-  /** Watch path, e.g. /api/v1/namespaces. */
-  path: string;
-  list: () => Promise<KubernetesListObject<T>>;
-  fieldSelector?: string;
-  labelSelector?: string;
-  logger: Logger;
-  /** For logs and the informer metrics' label. */
-  what: string;
-  registry?: Registry | undefined;
+export interface CacheHandlers<T extends KubernetesObject> {
   onUpsert?: (obj: T) => void;
   onDelete?: (obj: T) => void;
 }
@@ -29,30 +18,31 @@ export interface ResilientInformer<T extends KubernetesObject> {
   readonly synced: boolean;
   /** Resolves once the first list is in the cache (handlers have run), or rejects after timeoutMs. */
   waitForSync(timeoutMs: number): Promise<void>;
+  /** Unsubscribes the handlers (the shared informer keeps running for the others). */
   stop(): Promise<void>;
 }
 
-export function startInformer<T extends KubernetesObject>(opts: InformerOptions<T>): ResilientInformer<T> {
-  const informer = new Informer<T>({
-    kc: opts.kc,
-    path: opts.path,
-    list: opts.list,
-    ...(opts.fieldSelector !== undefined ? { fieldSelector: opts.fieldSelector } : {}),
-    ...(opts.labelSelector !== undefined ? { labelSelector: opts.labelSelector } : {}),
-    log: opts.logger,
-    name: opts.what,
-    ...(opts.registry ? { registry: opts.registry } : {}),
-  });
-  if (opts.onUpsert) {
-    const upsert = opts.onUpsert;
-    informer.on('add', (obj) => upsert(obj));
-    informer.on('update', (obj) => upsert(obj));
+/** Subscribes to the shared informer of `spec` and starts it if nobody has yet. */
+export function sharedCache<T extends KubernetesObject>(
+  factory: SharedInformerFactory,
+  spec: InformerSpec<T>,
+  handlers: CacheHandlers<T> = {},
+): ResilientInformer<T> {
+  const informer = factory.informerFor<T>(spec);
+  const unsubscribe: (() => void)[] = [];
+  if (handlers.onUpsert) {
+    const upsert = handlers.onUpsert;
+    unsubscribe.push(informer.on('add', (obj) => upsert(obj)));
+    unsubscribe.push(informer.on('update', (obj) => upsert(obj)));
+    // Already synced (another consumer started it): replay the cache, as client-go does for a
+    // handler added to a running informer.
+    for (const obj of informer.list()) upsert(obj);
   }
-  if (opts.onDelete) {
-    const remove = opts.onDelete;
-    informer.on('delete', (obj) => remove(obj));
+  if (handlers.onDelete) {
+    const remove = handlers.onDelete;
+    unsubscribe.push(informer.on('delete', (obj) => remove(obj)));
   }
-  informer.start();
+  factory.start();
   return {
     get: (name, namespace) => informer.get(name, namespace),
     list: () => informer.list(),
@@ -62,9 +52,11 @@ export function startInformer<T extends KubernetesObject>(opts: InformerOptions<
     async waitForSync(timeoutMs: number): Promise<void> {
       const signal = AbortSignal.timeout(timeoutMs);
       await informer.waitForSync(signal).catch(() => {
-        throw new Error(`${opts.what}: not synced after ${timeoutMs} ms`);
+        throw new Error(`${spec.name}: not synced after ${timeoutMs} ms`);
       });
     },
-    stop: () => informer.stop(),
+    async stop(): Promise<void> {
+      for (const u of unsubscribe.splice(0)) u();
+    },
   };
 }

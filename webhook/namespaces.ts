@@ -10,13 +10,13 @@
  * in or out by themselves, or are excluded for other reasons, never cost that GET, and with a
  * current cache the apiserver does not send the others, so the GET is rare.
  */
-import type { CoreV1Api, KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import type { InformerSpec, SharedInformerFactory } from '../runtime/informer-factory.ts';
 import { NAMESPACE_INJECTION_ENABLED, NAMESPACE_INJECTION_LABEL } from './core/contract.ts';
 import { decideSelection } from './core/selection.ts';
 import { isPlainObject } from './core/template.ts';
-import { type ResilientInformer, startInformer } from './informer.ts';
+import { type ResilientInformer, sharedCache } from './informer.ts';
 
 export interface NamespaceLabels {
   labels: Record<string, string> | undefined;
@@ -37,10 +37,9 @@ export interface NamespaceLabelSource {
 }
 
 export interface NamespaceLabelSourceOptions {
-  kc: KubeConfig;
+  informers: SharedInformerFactory;
   core: CoreV1Api;
   logger: Logger;
-  registry?: Registry;
   /** Deadline of the fallback GET (default 2 s). */
   getTimeoutMs?: number;
 }
@@ -94,16 +93,17 @@ export function namespaceLabelSource(readers: NamespaceReaders): NamespaceLabelS
   };
 }
 
+/**
+ * Every namespace, unfiltered: the one namespaces informer of the process (the webhook needs
+ * the labels of any namespace, the bootstrap copier filters the labelled ones from it).
+ */
+export function namespacesInformerSpec(core: CoreV1Api): InformerSpec<V1Namespace> {
+  return { name: 'namespaces', path: '/api/v1/namespaces', list: () => core.listNamespace() };
+}
+
 export function startNamespaceLabelSource(opts: NamespaceLabelSourceOptions): NamespaceLabelSource {
   const logger = opts.logger.child({ component: 'namespaces' });
-  const informer: ResilientInformer<V1Namespace> = startInformer<V1Namespace>({
-    kc: opts.kc,
-    path: '/api/v1/namespaces',
-    list: () => opts.core.listNamespace(),
-    logger,
-    what: 'webhook-namespaces',
-    ...(opts.registry ? { registry: opts.registry } : {}),
-  });
+  const informer = sharedCache(opts.informers, namespacesInformerSpec(opts.core));
   return namespaceLabelSource({
     cache: informer,
     read: (name) => opts.core.readNamespace({ name }),

@@ -11,7 +11,7 @@ import { createCertificateAuthority, issueCertificate } from '../lib/pki.ts';
 import { type AdmissionRequest, type AdmitContext, admit } from './admission.ts';
 import { STATUS_ANNOTATION } from './core/contract.ts';
 import { createWebhookMetrics } from './metrics.ts';
-import { type AdmissionServer, parseListen, startAdmissionServer } from './server.ts';
+import { type AdmissionServer, startAdmissionServer } from './server.ts';
 
 const ca = createCertificateAuthority('test-ca');
 const serving = issueCertificate(ca, {
@@ -473,14 +473,4 @@ test('a client that never finishes its headers is cut off', async () => {
   } finally {
     await server.close();
   }
-});
-
-describe('parseListen', () => {
-  test('host:port forms', () => {
-    assert.deepEqual(parseListen('127.0.0.1:0'), { host: '127.0.0.1', port: 0 });
-    assert.deepEqual(parseListen(':9443'), { host: '0.0.0.0', port: 9443 });
-    assert.deepEqual(parseListen('[::1]:8443'), { host: '::1', port: 8443 });
-    assert.throws(() => parseListen('9443'), /host:port/);
-    assert.throws(() => parseListen('a:99999'), /out of range/);
-  });
 });

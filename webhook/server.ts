@@ -105,69 +105,84 @@ function readBody(req: IncomingMessage, limit: number, done: (result: BodyResult
   });
 }
 
+type Bookkeeping = Pick<AdmissionAppOptions, 'logger' | 'metrics'>;
+
+/** A request that is not an AdmissionReview we can answer: a plain-text error. */
+function invalid(
+  { logger, metrics }: Bookkeeping,
+  res: ServerResponse,
+  started: bigint,
+  status: number,
+  reason: string,
+): void {
+  if (!res.headersSent) plain(res, status, reason);
+  metrics.requests.inc({ outcome: 'invalid_request' });
+  metrics.requestDuration.observe({ outcome: 'invalid_request' }, secondsSince(started));
+  logger.warn({ status, reason }, 'rejected admission request');
+}
+
+/** Writes the answer, then the metrics and the log line. */
+function respond(
+  { logger, metrics }: Bookkeeping,
+  res: ServerResponse,
+  request: AdmissionRequest,
+  result: AdmitResult,
+  started: bigint,
+): void {
+  const body = Buffer.from(encodeReviewResponse(result.response), 'utf8');
+  res.writeHead(200, { 'content-type': JSON_CONTENT_TYPE, 'content-length': body.length });
+  res.end(body);
+  // Bookkeeping after the answer is on its way: the apiserver is waiting, the log is not.
+  const seconds = secondsSince(started);
+  metrics.requests.inc({ outcome: result.outcome });
+  metrics.requestDuration.observe({ outcome: result.outcome }, seconds);
+  if (result.outcome === 'injected') {
+    metrics.injections.inc();
+    metrics.injectionDuration.observe(seconds);
+  } else if (result.outcome === 'skipped' || result.outcome === 'error') {
+    metrics.skips.inc({ reason: result.reason });
+  }
+  const line = {
+    uid: request.uid,
+    namespace: result.namespace,
+    name: result.podName,
+    operation: request.operation,
+    dryRun: request.dryRun === true,
+    decision: result.outcome,
+    reason: result.reason,
+    durationMs: Math.round(seconds * 1e6) / 1e3,
+  };
+  if (result.outcome === 'error') logger.error({ ...line, message: result.message }, 'admission');
+  else logger.info(line, 'admission');
+}
+
+/** The reviewer already catches everything it knows about; this is the last resort. */
+function reviewFailed(request: AdmissionRequest, err: unknown): AdmitResult {
+  const message = `internal error, pod admitted without the sidecar: ${(err as Error)?.message ?? String(err)}`;
+  return {
+    response: { uid: request.uid, allowed: true, warnings: [formatWarning(message)] },
+    outcome: 'error',
+    reason: 'InternalError',
+    message,
+    podName: podDisplayName(request.object, request.name),
+    namespace: typeof request.namespace === 'string' ? request.namespace : '',
+  };
+}
+
+function unexpected({ logger, metrics }: Bookkeeping, res: ServerResponse, err: unknown): void {
+  logger.error({ err: (err as Error)?.message ?? String(err) }, 'unexpected error in the admission server');
+  metrics.requests.inc({ outcome: 'error' });
+  if (!res.headersSent) plain(res, 500, 'internal error');
+}
+
 /** The express application for the https server (unit tests mount it on their own). */
 export function createAdmissionApp(opts: AdmissionAppOptions): Express {
-  const { logger, metrics } = opts;
   const limit = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-
-  const invalid = (res: ServerResponse, started: bigint, status: number, reason: string): void => {
-    if (!res.headersSent) plain(res, status, reason);
-    metrics.requests.inc({ outcome: 'invalid_request' });
-    metrics.requestDuration.observe({ outcome: 'invalid_request' }, secondsSince(started));
-    logger.warn({ status, reason }, 'rejected admission request');
-  };
-
-  const respond = (res: ServerResponse, request: AdmissionRequest, result: AdmitResult, started: bigint) => {
-    const body = Buffer.from(encodeReviewResponse(result.response), 'utf8');
-    res.writeHead(200, { 'content-type': JSON_CONTENT_TYPE, 'content-length': body.length });
-    res.end(body);
-    // Bookkeeping after the answer is on its way: the apiserver is waiting, the log is not.
-    const seconds = secondsSince(started);
-    metrics.requests.inc({ outcome: result.outcome });
-    metrics.requestDuration.observe({ outcome: result.outcome }, seconds);
-    if (result.outcome === 'injected') {
-      metrics.injections.inc();
-      metrics.injectionDuration.observe(seconds);
-    } else if (result.outcome === 'skipped' || result.outcome === 'error') {
-      metrics.skips.inc({ reason: result.reason });
-    }
-    const line = {
-      uid: request.uid,
-      namespace: result.namespace,
-      name: result.podName,
-      operation: request.operation,
-      dryRun: request.dryRun === true,
-      decision: result.outcome,
-      reason: result.reason,
-      durationMs: Math.round(seconds * 1e6) / 1e3,
-    };
-    if (result.outcome === 'error') logger.error({ ...line, message: result.message }, 'admission');
-    else logger.info(line, 'admission');
-  };
-
-  /** The reviewer already catches everything it knows about; this is the last resort. */
-  const reviewFailed = (request: AdmissionRequest, err: unknown): AdmitResult => {
-    const message = `internal error, pod admitted without the sidecar: ${(err as Error)?.message ?? String(err)}`;
-    return {
-      response: { uid: request.uid, allowed: true, warnings: [formatWarning(message)] },
-      outcome: 'error',
-      reason: 'InternalError',
-      message,
-      podName: podDisplayName(request.object, request.name),
-      namespace: typeof request.namespace === 'string' ? request.namespace : '',
-    };
-  };
-
-  const unexpected = (res: ServerResponse, err: unknown): void => {
-    logger.error({ err: (err as Error)?.message ?? String(err) }, 'unexpected error in the admission server');
-    metrics.requests.inc({ outcome: 'error' });
-    if (!res.headersSent) plain(res, 500, 'internal error');
-  };
 
   const answer = (res: ServerResponse, raw: Buffer, started: bigint): void => {
     const parsed = parseReviewBody(raw);
     if (!parsed.ok) {
-      invalid(res, started, 400, parsed.reason);
+      invalid(opts, res, started, 400, parsed.reason);
       return;
     }
     const request = parsed.request;
@@ -180,12 +195,12 @@ export function createAdmissionApp(opts: AdmissionAppOptions): Express {
     if (result instanceof Promise) {
       result
         .then(
-          (r) => respond(res, request, r, started),
-          (err: unknown) => respond(res, request, reviewFailed(request, err), started),
+          (r) => respond(opts, res, request, r, started),
+          (err: unknown) => respond(opts, res, request, reviewFailed(request, err), started),
         )
-        .catch((err: unknown) => unexpected(res, err));
+        .catch((err: unknown) => unexpected(opts, res, err));
     } else {
-      respond(res, request, result, started);
+      respond(opts, res, request, result, started);
     }
   };
 
@@ -193,13 +208,13 @@ export function createAdmissionApp(opts: AdmissionAppOptions): Express {
     const started = process.hrtime.bigint();
     readBody(req, limit, (result) => {
       if (!result.ok) {
-        invalid(res, started, result.status, result.reason);
+        invalid(opts, res, started, result.status, result.reason);
         return;
       }
       try {
         answer(res, result.body, started);
       } catch (err) {
-        unexpected(res, err);
+        unexpected(opts, res, err);
       }
     });
   };
@@ -212,6 +227,7 @@ export function createAdmissionApp(opts: AdmissionAppOptions): Express {
   app.all(MUTATE_PATH, (req, res) => {
     res.setHeader('Allow', 'POST');
     invalid(
+      opts,
       res,
       process.hrtime.bigint(),
       405,
@@ -221,7 +237,7 @@ export function createAdmissionApp(opts: AdmissionAppOptions): Express {
   app.use((req, res) => {
     plain(res, 404, `no such endpoint ${req.path}: the webhook serves POST ${MUTATE_PATH}`);
   });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => unexpected(res, err));
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => unexpected(opts, res, err));
   return app;
 }
 
@@ -317,14 +333,4 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
       clearTimeout(timer);
     },
   };
-}
-
-/** `host:port`, `:port` or `[v6]:port`. */
-export function parseListen(value: string, flag = 'listen'): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value.trim());
-  if (!m) throw new Error(`--${flag} must be host:port (e.g. 0.0.0.0:9443 or 127.0.0.1:0), got "${value}"`);
-  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!);
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`--${flag}: port ${port} is out of range`);
-  return { host, port };
 }

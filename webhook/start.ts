@@ -9,16 +9,26 @@
  * requests the apiserver still sends meanwhile are answered normally.
  */
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1LabelSelectorRequirement } from '@kubernetes/client-node';
-import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { UserFacingError } from '../lib/errors.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
+import { parseListen } from '../lib/listen.ts';
+import { EventRecorder } from '../runtime/events.ts';
 import { type HealthServer, startHealthServer } from '../runtime/health-server.ts';
+import { SharedInformerFactory } from '../runtime/informer-factory.ts';
 import { createLogger } from '../runtime/logger.ts';
-import { type AdmissionRequest, admit, isPodCreate, type LoadedTemplate } from './admission.ts';
+import {
+  type AdmissionRequest,
+  type AdmitResult,
+  admit,
+  isPodCreate,
+  type LoadedTemplate,
+} from './admission.ts';
 import {
   type CertSource,
   DirCertSource,
@@ -35,8 +45,14 @@ import {
   servingNames,
 } from './certs.ts';
 import { TEMPLATE_CONFIGMAP_NAME } from './core/contract.ts';
+import { InjectionEvents } from './injection-events.ts';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.ts';
-import { type NamespaceLabels, namespaceLabelsForPod, startNamespaceLabelSource } from './namespaces.ts';
+import {
+  type NamespaceLabelSource,
+  type NamespaceLabels,
+  namespaceLabelsForPod,
+  startNamespaceLabelSource,
+} from './namespaces.ts';
 import {
   applyWebhookConfiguration,
   assertRegistrable,
@@ -44,9 +60,8 @@ import {
   detectMatchConditionsSupport,
   LOCAL_REGISTRATION_LABELS,
 } from './registration.ts';
-import { type AdmissionServer, parseListen, type ReviewFn, startAdmissionServer } from './server.ts';
-import type { Readiness } from './template-source.ts';
-import { startTemplateSource } from './template-source.ts';
+import { type AdmissionServer, type ReviewFn, startAdmissionServer } from './server.ts';
+import { type Readiness, startTemplateSource, type TemplateSource } from './template-source.ts';
 import {
   buildMutatingWebhookConfiguration,
   DEFAULT_WEBHOOK_CONFIG_NAME,
@@ -62,6 +77,8 @@ export interface StartWebhookOptions {
   listen?: string;
   /** host:port of the plain HTTP health/metrics listener (default 0.0.0.0:8081); false: none. */
   healthListen?: string | false;
+  /** With healthListen false: where the process serves health instead, for the start log line. */
+  healthUrl?: string;
   templateConfigMap?: string;
   templateNamespace?: string;
   serviceName?: string;
@@ -99,8 +116,16 @@ export interface StartWebhookOptions {
   maxRequestsPerSocket?: number;
   /** How long to wait for the first template list before serving anyway (default 30 s). */
   syncTimeoutMs?: number;
-  /** Record InvalidTemplate Events on the ConfigMap (default true). */
+  /**
+   * Record Events (default true): InvalidTemplate on the template ConfigMap, Injected and
+   * InjectionSkipped on the workload of each admitted Pod.
+   */
   recordEvents?: boolean;
+  /**
+   * The process's shared informers (`netmesh run`: shared with the operator's bootstrap
+   * copier, stopped by the process). Absent: the webhook has its own and stops it on stop.
+   */
+  informers?: SharedInformerFactory;
 }
 
 export interface WebhookHandle {
@@ -117,6 +142,8 @@ export interface WebhookHandle {
   servingCertificate(): ServingCertificate;
   template(): LoadedTemplate | undefined;
   readiness(): Readiness;
+  /** Resolves once the Events of the decisions made so far are written (or given up on). */
+  flushEvents(): Promise<void>;
   /** Rotates the self-managed CA and serving certificate now; resolves once the new one is served. */
   rotateNow(): Promise<void>;
   /** Not ready at once; unregisters, serves on for shutdownDelayMs, then closes everything. */
@@ -139,262 +166,416 @@ function urlHost(url: string): string {
   }
 }
 
+/** What every step of startWebhook shares: the options resolved, the clients, the cleanups. */
+interface Setup {
+  opts: StartWebhookOptions;
+  logger: Logger;
+  metrics: WebhookMetrics;
+  kc: KubeConfig;
+  core: CoreV1Api;
+  admissionApi: AdmissionregistrationV1Api;
+  listen: { host: string; port: number };
+  healthListen: { host: string; port: number } | undefined;
+  configName: string;
+  shutdownDelayMs: number;
+  /** Run backwards on stop or on a failed start. */
+  cleanups: (() => Promise<void>)[];
+}
+
+interface Caches {
+  templates: TemplateSource;
+  namespaces: NamespaceLabelSource;
+  events: EventRecorder | undefined;
+  /** Set when injection Events are recorded: waits for the queued ones. */
+  flushEvents?: () => Promise<void>;
+}
+
+/**
+ * Certificates, caches, listeners, then (local runs) the registration that makes the apiserver
+ * call us; each step undone backwards if a later one fails.
+ */
 export async function startWebhook(opts: StartWebhookOptions): Promise<WebhookHandle> {
-  const logger = opts.logger ?? createLogger('netmesh-webhook');
-  const metrics = opts.metrics ?? createWebhookMetrics(opts.registry);
-  const kc = resolveKubeConfig(opts.kubeconfig);
-  const core = kc.makeApiClient(CoreV1Api);
-  const admissionApi = kc.makeApiClient(AdmissionregistrationV1Api);
-  const listen = parseListen(opts.listen ?? '0.0.0.0:9443');
-  const healthListen =
-    opts.healthListen === false
-      ? undefined
-      : parseListen(opts.healthListen ?? '0.0.0.0:8081', 'health-listen');
-  const configName = opts.webhookConfigName ?? DEFAULT_WEBHOOK_CONFIG_NAME;
-  const templateName = opts.templateConfigMap ?? TEMPLATE_CONFIGMAP_NAME;
-  const templateNamespace = opts.templateNamespace ?? opts.namespace;
-  const serviceName = opts.serviceName ?? DEFAULT_SERVICE_NAME;
+  const setup = resolveSetup(opts);
+  const cleanup = async (): Promise<void> => {
+    for (const fn of setup.cleanups.splice(0).reverse()) await fn().catch(() => {});
+  };
+  let registration: Registration | undefined;
+  try {
+    // Before anything else touches a configuration of that name (the certificate source patches
+    // its caBundle): refuse one that is not a local registration of ours.
+    if (opts.registerUrl) await assertRegistrable(setup.admissionApi, setup.configName);
+    const certs = await startCertificates(setup);
+    const caches = await startCaches(setup);
+    const server = await startListener(setup, certs, caches);
+    let stopping = false;
+    const readiness = readinessOf(setup, certs, caches, server, () => stopping);
+    const health = await startOwnHealthServer(setup, readiness);
+    registration = await registerLocally(setup, certs);
+    logStarted(setup, server, health);
+    return webhookHandle(setup, { certs, caches, server, health, registration, readiness }, async () => {
+      stopping = true;
+      setup.logger.info({ shutdownDelayMs: setup.shutdownDelayMs }, 'webhook stopping: not ready');
+      await registration
+        ?.unregister?.()
+        .catch((err: Error) =>
+          setup.logger.warn({ err: err.message }, 'could not remove the webhook configuration'),
+        );
+      if (setup.shutdownDelayMs > 0) await sleep(setup.shutdownDelayMs);
+      await cleanup();
+      setup.logger.info('webhook stopped');
+    });
+  } catch (err) {
+    await registration?.unregister?.().catch(() => {});
+    await cleanup();
+    throw err;
+  }
+}
+
+/** Options checked and defaulted, clients made; nothing started. */
+function resolveSetup(opts: StartWebhookOptions): Setup {
   if (opts.registerUrl !== undefined && !opts.registerUrl.startsWith('https://')) {
     throw new UserFacingError(
       `--register-url must be an https:// URL, got ${JSON.stringify(opts.registerUrl)}`,
       'the apiserver only calls webhooks over TLS',
     );
   }
-
   const shutdownDelayMs = opts.shutdownDelayMs ?? 0;
   if (!Number.isFinite(shutdownDelayMs) || shutdownDelayMs < 0) {
     throw new UserFacingError(`shutdown delay must be 0 or more milliseconds, got ${shutdownDelayMs}`);
   }
-
-  const cleanups: (() => Promise<void>)[] = [];
-  const cleanup = async (): Promise<void> => {
-    for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
+  const metrics = opts.metrics ?? createWebhookMetrics(opts.registry);
+  const kc = resolveKubeConfig(opts.kubeconfig);
+  return {
+    opts,
+    logger: opts.logger ?? createLogger('netmesh-webhook'),
+    metrics,
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    admissionApi: kc.makeApiClient(AdmissionregistrationV1Api),
+    listen: parseListen(opts.listen ?? '0.0.0.0:9443'),
+    healthListen:
+      opts.healthListen === false
+        ? undefined
+        : parseListen(opts.healthListen ?? '0.0.0.0:8081', 'health-listen'),
+    configName: opts.webhookConfigName ?? DEFAULT_WEBHOOK_CONFIG_NAME,
+    shutdownDelayMs,
+    cleanups: [],
   };
-  // Separate from cleanups: on stop it runs first, before the delay.
-  let unregister: (() => Promise<void>) | undefined;
+}
 
-  try {
-    // Before anything else touches a configuration of that name (the certificate source patches
-    // its caBundle): refuse one that is not a local registration of ours.
-    if (opts.registerUrl) await assertRegistrable(admissionApi, configName);
-
-    // Certificates.
-    let certs: CertSource;
-    if (opts.certDir) {
-      certs = new DirCertSource({
+/** The serving certificate: from --cert-dir (cert-manager) or the self-managed Secret. */
+async function startCertificates(setup: Setup): Promise<CertSource> {
+  const { opts, logger, metrics } = setup;
+  const certs: CertSource = opts.certDir
+    ? new DirCertSource({
         dir: opts.certDir,
         logger,
         ...(opts.certDirPollMs ? { pollMs: opts.certDirPollMs } : {}),
-      });
-    } else {
-      const loopback = ['127.0.0.1', '::1', 'localhost'].includes(listen.host);
-      const registerHost = opts.registerUrl ? urlHost(opts.registerUrl) : undefined;
-      const extra =
-        registerHost && !['127.0.0.1', 'localhost'].includes(registerHost) ? registerHost : undefined;
-      certs = new SecretCertSource({
-        core,
-        admission: admissionApi,
-        namespace: opts.namespace,
-        secretName: opts.tlsSecret ?? DEFAULT_TLS_SECRET_NAME,
-        webhookConfigName: configName,
-        names: servingNames({
-          serviceName,
-          namespace: opts.namespace,
-          local: loopback || opts.registerUrl !== undefined,
-          extraDnsNames: extra && isIP(extra) === 0 ? [extra] : [],
-          extraIpAddresses: extra && isIP(extra) !== 0 ? [extra] : [],
-        }),
-        timings: rotationTimings(opts.certValidityMs ?? DEFAULT_CERT_VALIDITY_MS, opts.certTimings ?? {}),
-        logger,
-      });
-    }
-    const serving = await certs.start().catch((err: unknown) => {
-      if (err instanceof SecretForbiddenError) {
-        throw new UserFacingError(`cannot set up the serving certificate: ${err.problem}`, err.hint);
-      }
-      const e = err as { code?: number; message?: string; body?: unknown };
-      const where = opts.certDir
-        ? `from ${opts.certDir}`
-        : `in Secret ${opts.namespace}/${opts.tlsSecret ?? DEFAULT_TLS_SECRET_NAME}`;
-      throw new UserFacingError(
-        `cannot set up the serving certificate ${where}: ${e.code ? `HTTP ${e.code} ` : ''}${(e.message ?? String(err)).split('\n')[0]}`,
-        opts.certDir
-          ? 'check that tls.crt and tls.key are mounted there'
-          : 'check that the namespace exists and the webhook may get/create/patch that Secret',
-      );
-    });
-    cleanups.push(() => certs.stop());
-    metrics.certificateExpiry.set(serving.notAfter.getTime() / 1000);
+      })
+    : secretCertSource(setup);
+  const serving = await certs.start().catch((err: unknown) => {
+    throw certificateError(opts, err);
+  });
+  setup.cleanups.push(() => certs.stop());
+  metrics.certificateExpiry.set(serving.notAfter.getTime() / 1000);
+  return certs;
+}
 
-    // Caches.
-    const templates = startTemplateSource({
-      kc,
-      core,
-      namespace: templateNamespace,
-      name: templateName,
-      logger,
-      metrics,
-      ...(opts.recordEvents !== undefined ? { recordEvents: opts.recordEvents } : {}),
-    });
-    cleanups.push(() => templates.stop());
-    const namespaces = startNamespaceLabelSource({ kc, core, logger, registry: metrics.registry });
-    cleanups.push(() => namespaces.stop());
-    const syncTimeout = opts.syncTimeoutMs ?? 30_000;
-    await Promise.all([
-      templates
-        .waitForSync(syncTimeout)
-        .catch((err: Error) => logger.warn({ err: err.message }, 'starting without a template')),
-      namespaces
-        .waitForSync(syncTimeout)
-        .catch((err: Error) => logger.warn({ err: err.message }, 'starting with an empty namespace cache')),
-    ]);
+function secretCertSource(setup: Setup): SecretCertSource {
+  const { opts, listen } = setup;
+  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(listen.host);
+  const registerHost = opts.registerUrl ? urlHost(opts.registerUrl) : undefined;
+  const extra = registerHost && !['127.0.0.1', 'localhost'].includes(registerHost) ? registerHost : undefined;
+  return new SecretCertSource({
+    core: setup.core,
+    admission: setup.admissionApi,
+    namespace: opts.namespace,
+    secretName: opts.tlsSecret ?? DEFAULT_TLS_SECRET_NAME,
+    webhookConfigName: setup.configName,
+    names: servingNames({
+      serviceName: opts.serviceName ?? DEFAULT_SERVICE_NAME,
+      namespace: opts.namespace,
+      local: loopback || opts.registerUrl !== undefined,
+      extraDnsNames: extra && isIP(extra) === 0 ? [extra] : [],
+      extraIpAddresses: extra && isIP(extra) !== 0 ? [extra] : [],
+    }),
+    timings: rotationTimings(opts.certValidityMs ?? DEFAULT_CERT_VALIDITY_MS, opts.certTimings ?? {}),
+    logger: setup.logger,
+  });
+}
 
-    // Listeners.
-    const review: ReviewFn = (request: AdmissionRequest) => {
-      const base = {
-        template: templates.current(),
-        templateStale: templates.staleReason(),
-        webhookNamespace: opts.namespace,
-      };
-      if (!isPodCreate(request) || typeof request.namespace !== 'string') {
-        return admit(request, { ...base, namespaceLabels: undefined });
-      }
-      const decide = (ns: NamespaceLabels) =>
-        admit(request, { ...base, namespaceLabels: ns.labels, namespaceLabelsError: ns.error });
-      const ns = namespaceLabelsForPod(namespaces, {
-        pod: request.object,
-        namespace: request.namespace,
-        webhookNamespace: opts.namespace,
-      });
-      // A cache hit decides synchronously; a GET (miss or stale cache) makes it asynchronous.
-      return ns instanceof Promise ? ns.then(decide) : decide(ns);
-    };
-    const server: AdmissionServer = await startAdmissionServer({
-      review,
-      logger,
-      metrics,
-      tls: serving,
-      host: listen.host,
-      port: listen.port,
-      ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
-      ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
-      ...(opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: opts.headersTimeoutMs } : {}),
-      maxRequestsPerSocket: opts.maxRequestsPerSocket ?? 1000,
-    });
-    cleanups.push(() => server.close());
-    certs.onChange((cert) => {
-      try {
-        server.setCertificate(cert);
-        metrics.certificateExpiry.set(cert.notAfter.getTime() / 1000);
-        logger.info({ notAfter: cert.notAfter.toISOString() }, 'serving the new certificate');
-      } catch (err) {
-        logger.error(
-          { err: (err as Error).message },
-          'could not switch to the new certificate; keeping the old one',
-        );
-      }
-    });
-
-    let stopping = false;
-    const readiness = (): Readiness => {
-      if (stopping) return { ok: false, message: 'stopping' };
-      const template = templates.readiness();
-      const notAfter = certs.current().notAfter;
-      const certOk = notAfter.getTime() > Date.now();
-      const lines = [
-        `webhook: serving https://${listen.host}:${server.port}/mutate`,
-        `certificate: ${certOk ? 'expires' : 'EXPIRED'} ${notAfter.toISOString()}`,
-        template.message,
-        `namespaces: ${namespaces.synced ? 'cache synced' : 'cache not synced (falling back to GET)'}`,
-      ];
-      return { ok: certOk && template.ok, message: lines.join('\n') };
-    };
-    let health: HealthServer | undefined;
-    if (healthListen) {
-      health = await startHealthServer({
-        host: healthListen.host,
-        port: healthListen.port,
-        registry: metrics.registry,
-        log: logger,
-      });
-      health.addReadinessCheck('webhook', () => {
-        const r = readiness();
-        return { ok: r.ok, detail: r.message.replace(/\n/g, '; ') };
-      });
-      const h = health;
-      cleanups.push(() => h.close());
-    }
-
-    // Registration (local runs and tests).
-    let registered: { name: string; uid: string | undefined } | undefined;
-    if (opts.registerUrl) {
-      const matchConditionsSupported = await detectMatchConditionsSupport(kc);
-      const applied = await applyWebhookConfiguration(
-        admissionApi,
-        buildMutatingWebhookConfiguration({
-          name: configName,
-          namespace: opts.namespace,
-          clientConfig: { url: opts.registerUrl },
-          caBundle: certs.caBundle(),
-          failurePolicy: opts.failurePolicy ?? 'Ignore',
-          timeoutSeconds: opts.timeoutSeconds,
-          matchConditionsSupported,
-          extraNamespaceSelector: opts.extraNamespaceSelector,
-          labels: { ...LOCAL_REGISTRATION_LABELS },
-        }),
-      );
-      registered = { name: configName, uid: applied.metadata?.uid };
-      logger.info(
-        { webhookConfiguration: configName, url: opts.registerUrl, matchConditionsSupported },
-        'webhook registered',
-      );
-      // A rotation may have changed the bundle between reading it and applying.
-      await certs.sync().catch(() => {});
-      if (opts.unregisterOnStop !== false) {
-        const r = registered;
-        unregister = async () => {
-          await deleteWebhookConfiguration(admissionApi, r.name, r.uid);
-          logger.info({ webhookConfiguration: r.name }, 'webhook configuration removed');
-        };
-      }
-    }
-
-    const url = `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${server.port}/mutate`;
-    logger.info(
-      { url, health: health ? `http://${healthListen!.host}:${health.port}` : undefined },
-      'webhook started',
-    );
-    let stopped: Promise<void> | undefined;
-    return {
-      host: listen.host,
-      port: server.port,
-      url,
-      healthPort: health?.port,
-      registeredConfigName: registered?.name,
-      metrics,
-      logger,
-      caBundle: () => certs.caBundle(),
-      servingCertificate: () => certs.current(),
-      template: () => templates.current(),
-      readiness,
-      rotateNow: () => certs.rotateNow(),
-      stop() {
-        stopped ??= (async () => {
-          stopping = true;
-          logger.info({ shutdownDelayMs }, 'webhook stopping: not ready');
-          await unregister?.().catch((err: Error) =>
-            logger.warn({ err: err.message }, 'could not remove the webhook configuration'),
-          );
-          if (shutdownDelayMs > 0) await sleep(shutdownDelayMs);
-          await cleanup();
-          logger.info('webhook stopped');
-        })();
-        return stopped;
-      },
-    };
-  } catch (err) {
-    await unregister?.().catch(() => {});
-    await cleanup();
-    throw err;
+function certificateError(opts: StartWebhookOptions, err: unknown): UserFacingError {
+  if (err instanceof SecretForbiddenError) {
+    return new UserFacingError(`cannot set up the serving certificate: ${err.problem}`, err.hint);
   }
+  const e = err as { code?: number; message?: string; body?: unknown };
+  const where = opts.certDir
+    ? `from ${opts.certDir}`
+    : `in Secret ${opts.namespace}/${opts.tlsSecret ?? DEFAULT_TLS_SECRET_NAME}`;
+  return new UserFacingError(
+    `cannot set up the serving certificate ${where}: ${e.code ? `HTTP ${e.code} ` : ''}${(e.message ?? String(err)).split('\n')[0]}`,
+    opts.certDir
+      ? 'check that tls.crt and tls.key are mounted there'
+      : 'check that the namespace exists and the webhook may get/create/patch that Secret',
+  );
+}
+
+/**
+ * The template and namespace caches on the shared informers, waited for (within syncTimeoutMs)
+ * so that the first Pod is not admitted with NoTemplate just because the cache was empty.
+ */
+async function startCaches(setup: Setup): Promise<Caches> {
+  const { opts, kc, core, logger, metrics } = setup;
+  let informers = opts.informers;
+  if (!informers) {
+    const own = new SharedInformerFactory({ kc, log: logger, registry: metrics.registry });
+    setup.cleanups.push(() => own.stop());
+    informers = own;
+  }
+  // One recorder for every Event the webhook writes (aggregated, spam-filtered).
+  const events =
+    opts.recordEvents === false
+      ? undefined
+      : new EventRecorder({
+          core,
+          component: 'netmesh-webhook',
+          instance: process.env['POD_NAME'] ?? hostname(),
+          log: logger,
+        });
+  const templates = startTemplateSource({
+    informers,
+    core,
+    namespace: opts.templateNamespace ?? opts.namespace,
+    name: opts.templateConfigMap ?? TEMPLATE_CONFIGMAP_NAME,
+    logger,
+    metrics,
+    events,
+  });
+  setup.cleanups.push(() => templates.stop());
+  const namespaces = startNamespaceLabelSource({ informers, core, logger });
+  setup.cleanups.push(() => namespaces.stop());
+  const syncTimeout = opts.syncTimeoutMs ?? 30_000;
+  await Promise.all([
+    templates
+      .waitForSync(syncTimeout)
+      .catch((err: Error) => logger.warn({ err: err.message }, 'starting without a template')),
+    namespaces
+      .waitForSync(syncTimeout)
+      .catch((err: Error) => logger.warn({ err: err.message }, 'starting with an empty namespace cache')),
+  ]);
+  return { templates, namespaces, events };
+}
+
+/** The decision for one review, from the caches; synchronous on a namespace cache hit. */
+function reviewFrom(setup: Setup, { templates, namespaces }: Caches): ReviewFn {
+  const webhookNamespace = setup.opts.namespace;
+  return (request: AdmissionRequest) => {
+    const base = { template: templates.current(), templateStale: templates.staleReason(), webhookNamespace };
+    if (!isPodCreate(request) || typeof request.namespace !== 'string') {
+      return admit(request, { ...base, namespaceLabels: undefined });
+    }
+    const withLabels = (ns: NamespaceLabels) =>
+      admit(request, { ...base, namespaceLabels: ns.labels, namespaceLabelsError: ns.error });
+    const ns = namespaceLabelsForPod(namespaces, {
+      pod: request.object,
+      namespace: request.namespace,
+      webhookNamespace,
+    });
+    // A cache hit decides synchronously; a GET (miss or stale cache) makes it asynchronous.
+    return ns instanceof Promise ? ns.then(withLabels) : withLabels(ns);
+  };
+}
+
+/**
+ * The decision, then its Event queued in a microtask: after the server has written the answer
+ * (synchronously, or in its own reaction to the same promise, registered after this one).
+ */
+function withInjectionEvents(setup: Setup, caches: Caches, decide: ReviewFn): ReviewFn {
+  if (!caches.events) return decide;
+  const injectionEvents = new InjectionEvents({
+    recorder: caches.events,
+    apps: setup.kc.makeApiClient(AppsV1Api),
+    log: setup.logger,
+  });
+  setup.cleanups.push(() => injectionEvents.stop());
+  caches.flushEvents = () => injectionEvents.flush();
+  return (request: AdmissionRequest) => {
+    const result = decide(request);
+    const hash = caches.templates.current()?.hash;
+    const noteLater = (r: AdmitResult): void => queueMicrotask(() => injectionEvents.note(request, r, hash));
+    if (result instanceof Promise) result.then(noteLater, () => {});
+    else noteLater(result);
+    return result;
+  };
+}
+
+/** The HTTPS admission listener, switching certificates as they rotate. */
+async function startListener(setup: Setup, certs: CertSource, caches: Caches): Promise<AdmissionServer> {
+  const { opts, logger, metrics, listen } = setup;
+  const server = await startAdmissionServer({
+    review: withInjectionEvents(setup, caches, reviewFrom(setup, caches)),
+    logger,
+    metrics,
+    tls: certs.current(),
+    host: listen.host,
+    port: listen.port,
+    ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
+    ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
+    ...(opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: opts.headersTimeoutMs } : {}),
+    maxRequestsPerSocket: opts.maxRequestsPerSocket ?? 1000,
+  });
+  setup.cleanups.push(() => server.close());
+  certs.onChange((cert) => {
+    try {
+      server.setCertificate(cert);
+      metrics.certificateExpiry.set(cert.notAfter.getTime() / 1000);
+      logger.info({ notAfter: cert.notAfter.toISOString() }, 'serving the new certificate');
+    } catch (err) {
+      logger.error(
+        { err: (err as Error).message },
+        'could not switch to the new certificate; keeping the old one',
+      );
+    }
+  });
+  return server;
+}
+
+/** Ready: serving, certificate valid, template loaded (or knowingly none); one line per check. */
+function readinessOf(
+  setup: Setup,
+  certs: CertSource,
+  { templates, namespaces }: Caches,
+  server: AdmissionServer,
+  stopping: () => boolean,
+): () => Readiness {
+  return () => {
+    if (stopping()) return { ok: false, message: 'stopping' };
+    const template = templates.readiness();
+    const notAfter = certs.current().notAfter;
+    const certOk = notAfter.getTime() > Date.now();
+    const lines = [
+      `webhook: serving https://${setup.listen.host}:${server.port}/mutate`,
+      `certificate: ${certOk ? 'expires' : 'EXPIRED'} ${notAfter.toISOString()}`,
+      template.message,
+      `namespaces: ${namespaces.synced ? 'cache synced' : 'cache not synced (falling back to GET)'}`,
+    ];
+    return { ok: certOk && template.ok, message: lines.join('\n') };
+  };
+}
+
+/** startWebhook's own health port, when the process does not provide one (tests, in-process use). */
+async function startOwnHealthServer(
+  setup: Setup,
+  readiness: () => Readiness,
+): Promise<HealthServer | undefined> {
+  if (!setup.healthListen) return undefined;
+  const health = await startHealthServer({
+    host: setup.healthListen.host,
+    port: setup.healthListen.port,
+    registry: setup.metrics.registry,
+    log: setup.logger,
+  });
+  health.addReadinessCheck('webhook', () => {
+    const r = readiness();
+    return { ok: r.ok, detail: r.message.replace(/\n/g, '; ') };
+  });
+  setup.cleanups.push(() => health.close());
+  return health;
+}
+
+interface Registration {
+  name: string;
+  /** Removes it on stop (unless unregisterOnStop is false). */
+  unregister: (() => Promise<void>) | undefined;
+}
+
+/** Local runs and tests: the configuration pointing at registerUrl, applied by us. */
+async function registerLocally(setup: Setup, certs: CertSource): Promise<Registration | undefined> {
+  const { opts, admissionApi, configName, logger } = setup;
+  if (!opts.registerUrl) return undefined;
+  const matchConditionsSupported = await detectMatchConditionsSupport(setup.kc);
+  const applied = await applyWebhookConfiguration(
+    admissionApi,
+    buildMutatingWebhookConfiguration({
+      name: configName,
+      namespace: opts.namespace,
+      clientConfig: { url: opts.registerUrl },
+      caBundle: certs.caBundle(),
+      failurePolicy: opts.failurePolicy ?? 'Ignore',
+      timeoutSeconds: opts.timeoutSeconds,
+      matchConditionsSupported,
+      extraNamespaceSelector: opts.extraNamespaceSelector,
+      labels: { ...LOCAL_REGISTRATION_LABELS },
+    }),
+  );
+  const uid = applied.metadata?.uid;
+  logger.info(
+    { webhookConfiguration: configName, url: opts.registerUrl, matchConditionsSupported },
+    'webhook registered',
+  );
+  // A rotation may have changed the bundle between reading it and applying.
+  await certs.sync().catch(() => {});
+  return {
+    name: configName,
+    unregister:
+      opts.unregisterOnStop === false
+        ? undefined
+        : async () => {
+            await deleteWebhookConfiguration(admissionApi, configName, uid);
+            logger.info({ webhookConfiguration: configName }, 'webhook configuration removed');
+          },
+  };
+}
+
+function mutateUrl(setup: Setup, server: AdmissionServer): string {
+  const host = setup.listen.host;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${server.port}/mutate`;
+}
+
+function logStarted(setup: Setup, server: AdmissionServer, health: HealthServer | undefined): void {
+  setup.logger.info(
+    {
+      url: mutateUrl(setup, server),
+      health: health ? `http://${setup.healthListen!.host}:${health.port}` : setup.opts.healthUrl,
+    },
+    'webhook started',
+  );
+}
+
+function webhookHandle(
+  setup: Setup,
+  parts: {
+    certs: CertSource;
+    caches: Caches;
+    server: AdmissionServer;
+    health: HealthServer | undefined;
+    registration: Registration | undefined;
+    readiness: () => Readiness;
+  },
+  stop: () => Promise<void>,
+): WebhookHandle {
+  const { certs, caches, server, health, registration, readiness } = parts;
+  let stopped: Promise<void> | undefined;
+  return {
+    host: setup.listen.host,
+    port: server.port,
+    url: mutateUrl(setup, server),
+    healthPort: health?.port,
+    registeredConfigName: registration?.name,
+    metrics: setup.metrics,
+    logger: setup.logger,
+    caBundle: () => certs.caBundle(),
+    servingCertificate: () => certs.current(),
+    template: () => caches.templates.current(),
+    readiness,
+    rotateNow: () => certs.rotateNow(),
+    flushEvents: async () => {
+      await caches.flushEvents?.();
+      await caches.events?.flush();
+    },
+    stop() {
+      stopped ??= stop();
+      return stopped;
+    },
+  };
 }

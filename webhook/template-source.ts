@@ -12,12 +12,11 @@
  * last good template behind it is the same for admission (NoTemplate) and for readiness (ready,
  * with the reason in the detail): only the first list decides readiness.
  *
- * The Event is written here, by the template watcher, never by the admission handler, which has
- * no side effects (sideEffects: None). Its name is derived from the ConfigMap's uid and
- * resourceVersion, so replicas that all notice the same broken version record it once.
+ * The Event is written here, by the template watcher, through the webhook's EventRecorder
+ * (runtime/events.ts). Its name is derived from the ConfigMap's uid and resourceVersion, so
+ * replicas that all notice the same broken version record it once.
  */
-import { hostname } from 'node:os';
-import type { CoreV1Api, KubeConfig, V1ConfigMap } from '@kubernetes/client-node';
+import type { CoreV1Api, V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { LoadedTemplate } from './admission.ts';
 import { TEMPLATE_CONFIGMAP_KEY } from './core/contract.ts';
@@ -28,7 +27,9 @@ export interface Readiness {
   message: string;
 }
 
-import { type ResilientInformer, startInformer } from './informer.ts';
+import type { EventRecorder } from '../runtime/events.ts';
+import type { SharedInformerFactory } from '../runtime/informer-factory.ts';
+import { type ResilientInformer, sharedCache } from './informer.ts';
 import type { WebhookMetrics } from './metrics.ts';
 
 export interface TemplateState {
@@ -116,14 +117,14 @@ export function templateReadiness(state: TemplateState, synced: boolean, where: 
 }
 
 export interface TemplateSourceOptions {
-  kc: KubeConfig;
+  informers: SharedInformerFactory;
   core: CoreV1Api;
   namespace: string;
   name: string;
   logger: Logger;
   metrics: WebhookMetrics;
-  /** Set false to only log (no Events), e.g. without RBAC for events. */
-  recordEvents?: boolean;
+  /** Records the InvalidTemplate Events; none: only log (e.g. without RBAC for events). */
+  events?: EventRecorder | undefined;
   now?: () => Date;
 }
 
@@ -144,103 +145,96 @@ export function eventNameFor(configMap: V1ConfigMap): string {
   return `${configMap.metadata?.name ?? 'configmap'}.invalid-template.${uid}.${rv}`.slice(0, 253);
 }
 
+type TemplateEvent = { type: 'upsert'; configMap: V1ConfigMap } | { type: 'delete' };
+
+/** The InvalidTemplate Warning on the ConfigMap, one per broken version (see the top). */
+function recordInvalidTemplate(
+  opts: TemplateSourceOptions,
+  configMap: V1ConfigMap,
+  message: string,
+  kept: string | undefined,
+): void {
+  // Fire and forget: the recorder never throws and writes in the background.
+  void opts.events?.record(
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: opts.name,
+        namespace: opts.namespace,
+        uid: configMap.metadata?.uid,
+        resourceVersion: configMap.metadata?.resourceVersion,
+      },
+    },
+    {
+      type: 'Warning',
+      reason: 'InvalidTemplate',
+      message: `key ${TEMPLATE_CONFIGMAP_KEY}: ${message}; ${kept ? `still injecting the last good template ${kept}` : 'no template in force, pods are admitted without the sidecar'}`,
+    },
+    { name: eventNameFor(configMap) },
+  );
+}
+
+/** What a state change is worth: metrics, a log line, and for a broken template an Event. */
+function reportEffect(
+  opts: TemplateSourceOptions,
+  log: Logger,
+  event: TemplateEvent,
+  effect: TemplateEffect,
+): void {
+  switch (effect.kind) {
+    case 'loaded':
+      opts.metrics.templateReloads.inc();
+      log.info({ hash: effect.hash, previousHash: effect.previousHash }, 'sidecar template loaded');
+      break;
+    case 'unchanged':
+      if (effect.recovered) log.info({ hash: effect.hash }, 'sidecar template valid again');
+      break;
+    case 'invalid':
+      opts.metrics.templateErrors.inc();
+      log.error(
+        { error: effect.message, keptHash: effect.keptHash },
+        'invalid sidecar template; keeping the last good one',
+      );
+      if (event.type === 'upsert')
+        recordInvalidTemplate(opts, event.configMap, effect.message, effect.keptHash);
+      break;
+    case 'removed':
+      log.warn(
+        { previousHash: effect.previousHash },
+        'template ConfigMap deleted; pods will be admitted without the sidecar',
+      );
+      break;
+  }
+}
+
 export function startTemplateSource(opts: TemplateSourceOptions): TemplateSource {
   const now = opts.now ?? (() => new Date());
   const where = `ConfigMap ${opts.namespace}/${opts.name} key ${TEMPLATE_CONFIGMAP_KEY}`;
   const log = opts.logger.child({ component: 'template', configMap: `${opts.namespace}/${opts.name}` });
   let state = INITIAL_TEMPLATE_STATE;
-
-  const recordEvent = async (
-    configMap: V1ConfigMap,
-    message: string,
-    kept: string | undefined,
-  ): Promise<void> => {
-    if (opts.recordEvents === false) return;
-    const at = now();
-    try {
-      await opts.core.createNamespacedEvent({
-        namespace: opts.namespace,
-        body: {
-          metadata: { name: eventNameFor(configMap), namespace: opts.namespace },
-          involvedObject: {
-            apiVersion: 'v1',
-            kind: 'ConfigMap',
-            name: opts.name,
-            namespace: opts.namespace,
-            uid: configMap.metadata?.uid,
-            resourceVersion: configMap.metadata?.resourceVersion,
-          },
-          type: 'Warning',
-          reason: 'InvalidTemplate',
-          message:
-            `key ${TEMPLATE_CONFIGMAP_KEY}: ${message}; ${kept ? `still injecting the last good template ${kept}` : 'no template in force, pods are admitted without the sidecar'}`.slice(
-              0,
-              1024,
-            ),
-          source: { component: 'netmesh-webhook', host: hostname() },
-          reportingComponent: 'netmesh.io/webhook',
-          reportingInstance: hostname(),
-          firstTimestamp: at,
-          lastTimestamp: at,
-          count: 1,
-        },
-      });
-    } catch (err) {
-      if ((err as { code?: number }).code === 409) return; // another replica recorded this version
-      log.warn({ err: (err as Error).message }, 'could not record the InvalidTemplate event');
-    }
-  };
-
-  const apply = (event: { type: 'upsert'; configMap: V1ConfigMap } | { type: 'delete' }): void => {
+  const apply = (event: TemplateEvent): void => {
     const next = reduceTemplate(state, event, now());
     state = next.state;
-    const effect = next.effect;
     opts.metrics.templateStale.set(state.error && state.good ? 1 : 0);
-    switch (effect.kind) {
-      case 'loaded':
-        opts.metrics.templateReloads.inc();
-        log.info({ hash: effect.hash, previousHash: effect.previousHash }, 'sidecar template loaded');
-        break;
-      case 'unchanged':
-        if (effect.recovered) log.info({ hash: effect.hash }, 'sidecar template valid again');
-        break;
-      case 'invalid':
-        opts.metrics.templateErrors.inc();
-        log.error(
-          { error: effect.message, keptHash: effect.keptHash },
-          'invalid sidecar template; keeping the last good one',
-        );
-        if (event.type === 'upsert') void recordEvent(event.configMap, effect.message, effect.keptHash);
-        break;
-      case 'removed':
-        log.warn(
-          { previousHash: effect.previousHash },
-          'template ConfigMap deleted; pods will be admitted without the sidecar',
-        );
-        break;
-    }
+    reportEffect(opts, log, event, next.effect);
   };
-
-  const informer: ResilientInformer<V1ConfigMap> = startInformer<V1ConfigMap>({
-    kc: opts.kc,
-    path: `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/configmaps`,
-    fieldSelector: `metadata.name=${opts.name}`,
-    list: async () => {
-      const list = await opts.core.listNamespacedConfigMap({
-        namespace: opts.namespace,
-        fieldSelector: `metadata.name=${opts.name}`,
-      });
-      // The informer reports adds and updates for what it lists; a ConfigMap deleted while the
-      // watch was down shows up as a delete from its diff, so nothing else to do here.
-      return list;
+  const fieldSelector = `metadata.name=${opts.name}`;
+  // The informer reports adds and updates for what it lists; a ConfigMap deleted while the
+  // watch was down shows up as a delete from its diff.
+  const informer: ResilientInformer<V1ConfigMap> = sharedCache<V1ConfigMap>(
+    opts.informers,
+    {
+      name: 'webhook-template',
+      path: `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/configmaps`,
+      fieldSelector,
+      list: () => opts.core.listNamespacedConfigMap({ namespace: opts.namespace, fieldSelector }),
     },
-    logger: log,
-    what: 'webhook-template',
-    registry: opts.metrics.registry,
-    onUpsert: (cm) => apply({ type: 'upsert', configMap: cm }),
-    onDelete: () => apply({ type: 'delete' }),
-  });
-
+    {
+      onUpsert: (cm) => apply({ type: 'upsert', configMap: cm }),
+      onDelete: () => apply({ type: 'delete' }),
+    },
+  );
   return {
     current: () => (state.good ? { template: state.good.template, hash: state.good.hash } : undefined),
     staleReason: () =>

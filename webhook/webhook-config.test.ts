@@ -73,7 +73,7 @@ describe('buildMutatingWebhookConfiguration', () => {
           scope: 'Namespaced',
         },
       ]);
-      assert.equal(w.sideEffects, 'None');
+      assert.equal(w.sideEffects, 'NoneOnDryRun');
       assert.deepEqual(w.admissionReviewVersions, ['v1']);
       assert.equal(w.reinvocationPolicy, 'IfNeeded');
       assert.equal(w.failurePolicy, 'Fail');

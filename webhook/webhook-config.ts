@@ -148,7 +148,8 @@ export function buildMutatingWebhookConfiguration(
           scope: 'Namespaced',
         },
       ],
-      sideEffects: 'None',
+      // The handler writes Events (Injected, InjectionSkipped), but never for a dry run.
+      sideEffects: 'NoneOnDryRun',
       timeoutSeconds: opts.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
     };
     return webhook;

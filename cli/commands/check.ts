@@ -43,7 +43,7 @@ import {
   uninjectedPods,
 } from '../check-core.ts';
 import { connect } from '../cluster.ts';
-import { durationFlag, type FlagSpec, intFlag, kubeFlags, parseFlags } from '../flags.ts';
+import { durationFlag, type FlagSpec, intFlag, kubeFlags, outputFlag, parseFlags } from '../flags.ts';
 import { rawGet } from '../raw.ts';
 import { excludedByName } from '../webhook-match.ts';
 import { chartFullname } from './explain.ts';
@@ -105,13 +105,7 @@ export const flags = {
     default: '168h',
   },
   timeout: { type: 'string', description: 'timeout of each network probe', default: '5s' },
-  output: {
-    type: 'string',
-    short: 'o',
-    description: 'output format',
-    default: 'text',
-    values: ['text', 'json'],
-  },
+  ...outputFlag,
 } satisfies Record<string, FlagSpec>;
 
 interface Names {

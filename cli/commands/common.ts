@@ -1,8 +1,19 @@
 // Flags and process plumbing shared by `netmesh operator` and `netmesh run`.
-import type { Logger } from 'pino';
-import type { OperatorOptions } from '../../operator/main.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { parseListen as parseListenAddress } from '../../lib/listen.ts';
+import { type OperatorOptions, type RunningOperator, startOperator } from '../../operator/main.ts';
 import { validateTimings } from '../../runtime/lease-decision.ts';
-import { durationFlag, FlagError, type FlagSpec, intFlag, kubeFlags, logLevelFlag } from '../flags.ts';
+import type { ProcessContext } from '../../runtime/lifecycle.ts';
+import { bootstrapCopierWork, type CopyOwner } from '../../webhook/bootstrap-copier.ts';
+import {
+  durationFlag,
+  FlagError,
+  type FlagSpec,
+  healthListenFlag,
+  intFlag,
+  kubeFlags,
+  logLevelFlag,
+} from '../flags.ts';
 
 export const operatorFlags = {
   ...kubeFlags,
@@ -13,12 +24,7 @@ export const operatorFlags = {
     env: 'POD_NAMESPACE',
     default: 'netmesh-system',
   },
-  'health-listen': {
-    type: 'string',
-    description: 'host:port for /healthz, /readyz and /metrics (plain HTTP)',
-    env: 'NETMESH_HEALTH_LISTEN',
-    default: '0.0.0.0:8081',
-  },
+  ...healthListenFlag,
   workers: {
     type: 'string',
     description: 'concurrent reconcile workers',
@@ -146,9 +152,16 @@ function formatMs(ms: number): string {
   return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
-export function operatorOptionsFromFlags(
-  v: OperatorFlagValues,
-): Omit<OperatorOptions, 'kc' | 'log' | 'registry'> {
+/** The operator's options from its flags, and the Envoy bootstrap ConfigMap to copy (if any). */
+export type OperatorFlagOptions = Omit<OperatorOptions, 'kc' | 'log' | 'registry'> & {
+  /**
+   * Name of the Envoy bootstrap ConfigMap in `namespace` to copy into every namespace labelled
+   * for injection (webhook/bootstrap-copier.ts); undefined: no copies.
+   */
+  envoyBootstrapConfigMap?: string | undefined;
+};
+
+export function operatorOptionsFromFlags(v: OperatorFlagValues): OperatorFlagOptions {
   const leaseDurationMs = durationFlag('lease-duration', v['lease-duration'], 15_000);
   const renewDeadlineMs = durationFlag('renew-deadline', v['renew-deadline'], 10_000);
   const retryPeriodMs = durationFlag('retry-period', v['retry-period'], 2_000);
@@ -177,35 +190,50 @@ export function operatorOptionsFromFlags(
   };
 }
 
-export function parseListen(value: string): { host: string; port: number } {
-  const i = value.lastIndexOf(':');
-  const host = i > 0 ? value.slice(0, i).replace(/^\[|\]$/g, '') : '0.0.0.0';
-  const port = Number(value.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new FlagError(`listen address must be host:port, got "${value}"`);
-  return { host, port };
+/**
+ * The operator as `netmesh operator` and `netmesh run` host it: the Network controller, and
+ * the injector's Envoy bootstrap copier as leader work on the process's shared informers. A
+ * lost Lease ends the process (a fresh replica comes back as a standby).
+ */
+export function startProcessOperator(
+  ctx: ProcessContext,
+  kc: KubeConfig,
+  options: OperatorFlagOptions,
+  /** Owner of the bootstrap copies (netmesh run: its MutatingWebhookConfiguration). */
+  copyOwner?: CopyOwner,
+): Promise<RunningOperator> {
+  const { envoyBootstrapConfigMap, ...operator } = options;
+  const { log, registry } = ctx;
+  return startOperator({
+    ...operator,
+    kc,
+    log,
+    registry,
+    leaderWork: envoyBootstrapConfigMap
+      ? [
+          bootstrapCopierWork({
+            kc,
+            log,
+            registry,
+            informers: ctx.informers,
+            namespace: operator.namespace,
+            name: envoyBootstrapConfigMap,
+            owner: copyOwner,
+            ...(operator.cacheSyncTimeoutMs !== undefined
+              ? { cacheSyncTimeoutMs: operator.cacheSyncTimeoutMs }
+              : {}),
+          }),
+        ]
+      : [],
+    onLostLeadership: () => ctx.exit(1),
+  });
 }
 
-/**
- * Waits for SIGTERM/SIGINT, then runs the shutdown within a grace period (Kubernetes sends
- * SIGTERM and waits terminationGracePeriodSeconds, 30 s by default, before SIGKILL).
- */
-export async function serveUntilSignal(
-  log: Logger,
-  shutdown: () => Promise<void>,
-  graceMs = 25_000,
-): Promise<void> {
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  log.info({ signal }, 'shutting down');
-  const timer = setTimeout(() => {
-    log.error('shutdown did not finish within the grace period; exiting');
-    process.exit(1);
-  }, graceMs);
-  timer.unref();
-  await shutdown();
-  clearTimeout(timer);
-  log.info('stopped');
+/** A listen flag (lib/listen.ts rules), as a usage error naming the flag. */
+export function parseListen(value: string, flag = 'health-listen'): { host: string; port: number } {
+  try {
+    return parseListenAddress(value, flag);
+  } catch (err) {
+    throw new FlagError((err as Error).message);
+  }
 }

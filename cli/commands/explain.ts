@@ -21,7 +21,7 @@ import { podTemplatePath } from '../../webhook/core/workloads.ts';
 import { parseLabelList } from '../../webhook/template-input.ts';
 import { connect, kubeFailure } from '../cluster.ts';
 import { type ExplainInput, type Explanation, explain, renderExplanation } from '../explain-core.ts';
-import { type FlagSpec, parseFlags } from '../flags.ts';
+import { type FlagSpec, manifestFlags, outputFlag, parseFlags } from '../flags.ts';
 import { objectsOf, readManifestSources } from '../manifests.ts';
 import { excludedByName } from '../webhook-match.ts';
 import { loadTemplate, templateFlags } from './inject.ts';
@@ -36,14 +36,7 @@ export const SUMMARY = [
 ].join('\n');
 
 export const flags = {
-  filename: {
-    type: 'string',
-    short: 'f',
-    multiple: true,
-    description: 'manifest file, directory, or - for stdin; repeatable',
-    complete: 'file',
-  },
-  recursive: { type: 'boolean', short: 'R', description: 'read the subdirectories of -f directories too' },
+  ...manifestFlags,
   namespace: {
     type: 'string',
     short: 'n',
@@ -65,13 +58,7 @@ export const flags = {
     env: 'NETMESH_WEBHOOK_CONFIG_NAME',
   },
   ...templateFlags,
-  output: {
-    type: 'string',
-    short: 'o',
-    description: 'output format',
-    default: 'text',
-    values: ['text', 'json'],
-  },
+  ...outputFlag,
 } satisfies Record<string, FlagSpec>;
 
 /** The chart's names: fullname is the release, or <release>-netmesh (charts/netmesh/templates/_helpers.tpl). */
@@ -171,6 +158,8 @@ function targetOf(object: Record<string, unknown>, namespace: string, source: st
   return { kind: String(object['kind']), name, namespace, source, pod: pod as V1Pod };
 }
 
+type ExplainFlags = ReturnType<typeof parseFlags<typeof flags>>['values'];
+
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals, help } = parseFlags('explain', SUMMARY, argv, flags, {
     positionals: '[TYPE/NAME]',
@@ -183,102 +172,153 @@ export async function run(argv: string[]): Promise<number> {
   if (!live && values.filename.length === 0) {
     throw new UserFacingError('nothing to explain', 'pass TYPE/NAME (e.g. deploy/web) or -f <file|dir|->');
   }
-  const explicitCluster = values.kubeconfig !== undefined || values.context !== undefined;
-  let cluster: ResolvedKubeConfig | undefined;
-  try {
-    cluster = connect(values);
-  } catch (err) {
-    if (live || explicitCluster || !(err instanceof UserFacingError)) throw err;
-  }
-
-  const targets: Target[] = [];
-  if (live) {
-    const { resource, name } = parseResourceArgs(positionals);
-    const r = RESOURCES[resource];
-    if (!r) {
-      throw new UserFacingError(
-        `cannot explain "${resource}": new Pods come from pods, deployments, statefulsets, daemonsets, replicasets, jobs and cronjobs`,
-      );
-    }
-    const kc = cluster!.kc;
-    const namespace = values.namespace ?? cluster!.namespace ?? 'default';
-    const object = await r
-      .read(
-        kc.makeApiClient(CoreV1Api),
-        kc.makeApiClient(AppsV1Api),
-        kc.makeApiClient(BatchV1Api),
-        namespace,
-        name,
-      )
-      .catch((err: unknown) => {
-        if (hasStatus(err, 404))
-          throw new UserFacingError(
-            `${r.kind} ${namespace}/${name} not found`,
-            'check the name and -n/--namespace',
-          );
-        throw kubeFailure(err, `read ${r.kind} ${namespace}/${name}`);
-      });
-    const t = targetOf(
-      { kind: r.kind, ...(JSON.parse(JSON.stringify(object)) as Record<string, unknown>) },
-      namespace,
-      'cluster',
-    );
-    if (!t) throw new UserFacingError(`${r.kind} ${namespace}/${name} has no pod template`);
-    targets.push(t);
-  } else {
-    for (const source of readManifestSources(values.filename, values.recursive)) {
-      for (const object of objectsOf(source)) {
-        const metaNs = getAt(object, ['metadata', 'namespace']);
-        const namespace =
-          values.namespace ??
-          (typeof metaNs === 'string' && metaNs !== '' ? metaNs : (cluster?.namespace ?? 'default'));
-        const t = targetOf(object, namespace, source.name);
-        if (t) targets.push(t);
-      }
-    }
-    if (targets.length === 0)
-      throw new UserFacingError('no Pod or workload with a pod template in the manifests');
-  }
-
-  // The webhook configuration, and from it netmesh's namespace when it is service-based.
-  const configName = values['webhook-config-name'] ?? chartFullname(values.release ?? 'netmesh');
-  let webhookConfiguration: ExplainInput['webhookConfiguration'];
-  const preWarnings: string[] = [];
-  const nsWarnings = new Map<string, string>();
-  if (cluster) {
-    const admission = cluster.kc.makeApiClient(AdmissionregistrationV1Api);
-    webhookConfiguration = await admission.readMutatingWebhookConfiguration({ name: configName }).then(
-      (object) => ({ name: configName, object }),
-      (err: unknown) => {
-        if (hasStatus(err, 404)) return { name: configName, object: null };
-        preWarnings.push(
-          `cannot read MutatingWebhookConfiguration ${configName}: ${describeKubeError(err).message}`,
-        );
-        return undefined;
-      },
-    );
-  }
+  const cluster = connectIfPossible(values, live);
+  const targets = live ? [await liveTarget(values, positionals, cluster!)] : manifestTargets(values, cluster);
+  const warnings: string[] = [];
+  const webhookConfiguration = cluster
+    ? await readWebhookConfiguration(values, cluster, warnings)
+    : undefined;
   const netmeshNamespace =
     values['netmesh-namespace'] ??
     (webhookConfiguration?.object ? installedNamespace(webhookConfiguration.object) : undefined) ??
     DEFAULT_WEBHOOK_NAMESPACE;
+  const template = await templateOrError(values, netmeshNamespace);
+  const labels = namespaceLabelsReader(values, cluster);
+  const explanations: Explanation[] = [];
+  for (const t of targets) {
+    const e = explain({
+      ...t,
+      namespaceLabels: await labels.read(t.namespace),
+      webhookConfiguration,
+      template,
+      webhookNamespace: netmeshNamespace,
+    });
+    const nsWarning = labels.warnings.get(t.namespace);
+    e.warnings.unshift(...warnings, ...(nsWarning ? [nsWarning] : []));
+    explanations.push(e);
+  }
+  const injected = explanations.every((e) => e.injected);
+  if (values.output === 'json') console.log(JSON.stringify({ injected, items: explanations }, null, 2));
+  else console.log(explanations.map(renderExplanation).join('\n\n'));
+  return injected ? 0 : 1;
+}
 
-  let template: ExplainInput['template'];
+/** The cluster; optional for manifests unless asked for explicitly (then its errors count). */
+function connectIfPossible(values: ExplainFlags, live: boolean): ResolvedKubeConfig | undefined {
+  const explicitCluster = values.kubeconfig !== undefined || values.context !== undefined;
+  try {
+    return connect(values);
+  } catch (err) {
+    if (live || explicitCluster || !(err instanceof UserFacingError)) throw err;
+    return undefined;
+  }
+}
+
+/** TYPE/NAME read from the cluster. */
+async function liveTarget(
+  values: ExplainFlags,
+  positionals: string[],
+  cluster: ResolvedKubeConfig,
+): Promise<Target> {
+  const { resource, name } = parseResourceArgs(positionals);
+  const r = RESOURCES[resource];
+  if (!r) {
+    throw new UserFacingError(
+      `cannot explain "${resource}": new Pods come from pods, deployments, statefulsets, daemonsets, replicasets, jobs and cronjobs`,
+    );
+  }
+  const kc = cluster.kc;
+  const namespace = values.namespace ?? cluster.namespace ?? 'default';
+  const object = await r
+    .read(
+      kc.makeApiClient(CoreV1Api),
+      kc.makeApiClient(AppsV1Api),
+      kc.makeApiClient(BatchV1Api),
+      namespace,
+      name,
+    )
+    .catch((err: unknown) => {
+      if (hasStatus(err, 404))
+        throw new UserFacingError(
+          `${r.kind} ${namespace}/${name} not found`,
+          'check the name and -n/--namespace',
+        );
+      throw kubeFailure(err, `read ${r.kind} ${namespace}/${name}`);
+    });
+  const t = targetOf(
+    { kind: r.kind, ...(JSON.parse(JSON.stringify(object)) as Record<string, unknown>) },
+    namespace,
+    'cluster',
+  );
+  if (!t) throw new UserFacingError(`${r.kind} ${namespace}/${name} has no pod template`);
+  return t;
+}
+
+/** Every Pod and workload of the -f manifests, with the namespace it would land in. */
+function manifestTargets(values: ExplainFlags, cluster: ResolvedKubeConfig | undefined): Target[] {
+  const targets: Target[] = [];
+  for (const source of readManifestSources(values.filename, values.recursive)) {
+    for (const object of objectsOf(source)) {
+      const metaNs = getAt(object, ['metadata', 'namespace']);
+      const namespace =
+        values.namespace ??
+        (typeof metaNs === 'string' && metaNs !== '' ? metaNs : (cluster?.namespace ?? 'default'));
+      const t = targetOf(object, namespace, source.name);
+      if (t) targets.push(t);
+    }
+  }
+  if (targets.length === 0)
+    throw new UserFacingError('no Pod or workload with a pod template in the manifests');
+  return targets;
+}
+
+/** The live configuration (null: none of that name); a failure to read it becomes a warning. */
+async function readWebhookConfiguration(
+  values: ExplainFlags,
+  cluster: ResolvedKubeConfig,
+  warnings: string[],
+): Promise<ExplainInput['webhookConfiguration']> {
+  const configName = values['webhook-config-name'] ?? chartFullname(values.release ?? 'netmesh');
+  const admission = cluster.kc.makeApiClient(AdmissionregistrationV1Api);
+  return admission.readMutatingWebhookConfiguration({ name: configName }).then(
+    (object) => ({ name: configName, object }),
+    (err: unknown) => {
+      if (hasStatus(err, 404)) return { name: configName, object: null };
+      warnings.push(
+        `cannot read MutatingWebhookConfiguration ${configName}: ${describeKubeError(err).message}`,
+      );
+      return undefined;
+    },
+  );
+}
+
+/** The template, or why it could not be loaded (explained, not thrown). */
+async function templateOrError(
+  values: ExplainFlags,
+  netmeshNamespace: string,
+): Promise<ExplainInput['template']> {
   try {
     const loaded = await loadTemplate({ ...values, 'netmesh-namespace': netmeshNamespace });
-    if (loaded) template = { template: loaded.template, hash: loaded.hash, where: loaded.where };
+    return loaded ? { template: loaded.template, hash: loaded.hash, where: loaded.where } : undefined;
   } catch (err) {
     if (!(err instanceof UserFacingError)) throw err;
-    template = { error: err.message };
+    return { error: err.message };
   }
+}
 
+/** Namespace labels: --namespace-labels, else read once per namespace from the cluster. */
+function namespaceLabelsReader(
+  values: ExplainFlags,
+  cluster: ResolvedKubeConfig | undefined,
+): { read(ns: string): Promise<Record<string, string> | undefined>; warnings: Map<string, string> } {
   const fixedLabels =
     values['namespace-labels'] !== undefined ? parseLabelList(values['namespace-labels']) : undefined;
-  const labelsCache = new Map<string, Record<string, string> | undefined>();
-  const labelsFor = async (ns: string): Promise<Record<string, string> | undefined> => {
+  const cache = new Map<string, Record<string, string> | undefined>();
+  const warnings = new Map<string, string>();
+  const read = async (ns: string): Promise<Record<string, string> | undefined> => {
     if (fixedLabels) return fixedLabels;
     if (!cluster) return undefined;
-    if (labelsCache.has(ns)) return labelsCache.get(ns);
+    if (cache.has(ns)) return cache.get(ns);
     const labels = await cluster.kc
       .makeApiClient(CoreV1Api)
       .readNamespace({ name: ns })
@@ -286,31 +326,14 @@ export async function run(argv: string[]): Promise<number> {
         (n) => n.metadata?.labels ?? {},
         (err: unknown) => {
           if (hasStatus(err, 404)) {
-            nsWarnings.set(ns, `namespace ${ns} does not exist yet: evaluated with no labels`);
+            warnings.set(ns, `namespace ${ns} does not exist yet: evaluated with no labels`);
             return {};
           }
           throw kubeFailure(err, `read namespace ${ns}`);
         },
       );
-    labelsCache.set(ns, labels);
+    cache.set(ns, labels);
     return labels;
   };
-
-  const explanations: Explanation[] = [];
-  for (const t of targets) {
-    const e = explain({
-      ...t,
-      namespaceLabels: await labelsFor(t.namespace),
-      webhookConfiguration,
-      template,
-      webhookNamespace: netmeshNamespace,
-    });
-    const nsWarning = nsWarnings.get(t.namespace);
-    e.warnings.unshift(...preWarnings, ...(nsWarning ? [nsWarning] : []));
-    explanations.push(e);
-  }
-  const injected = explanations.every((e) => e.injected);
-  if (values.output === 'json') console.log(JSON.stringify({ injected, items: explanations }, null, 2));
-  else console.log(explanations.map(renderExplanation).join('\n\n'));
-  return injected ? 0 : 1;
+  return { read, warnings };
 }

@@ -15,7 +15,7 @@ import {
 } from '../../webhook/core/workloads.ts';
 import { parseLabelList, templateFromCluster, templateFromText } from '../../webhook/template-input.ts';
 import { connect } from '../cluster.ts';
-import { type FlagSpec, kubeFlags, parseFlags } from '../flags.ts';
+import { type FlagSpec, kubeFlags, manifestFlags, parseFlags } from '../flags.ts';
 import { isList, jsonIndent, type ManifestSource, parseJson, readManifestSources } from '../manifests.ts';
 
 export const SUMMARY = [
@@ -50,14 +50,7 @@ export const templateFlags = {
 } satisfies Record<string, FlagSpec>;
 
 export const flags = {
-  filename: {
-    type: 'string',
-    short: 'f',
-    multiple: true,
-    description: 'manifest file, directory, or - for stdin; repeatable',
-    complete: 'file',
-  },
-  recursive: { type: 'boolean', short: 'R', description: 'read the subdirectories of -f directories too' },
+  ...manifestFlags,
   namespace: {
     type: 'string',
     short: 'n',

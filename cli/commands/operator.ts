@@ -1,10 +1,9 @@
 // `netmesh operator`: the Network controller alone.
-import { startOperator } from '../../operator/main.ts';
 import { runProcess } from '../../runtime/lifecycle.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
 import { parseFlags } from '../flags.ts';
-import { operatorFlags, operatorOptionsFromFlags, parseListen } from './common.ts';
+import { operatorFlags, operatorOptionsFromFlags, parseListen, startProcessOperator } from './common.ts';
 import { preflightLease } from './preflight.ts';
 
 export const SUMMARY =
@@ -22,15 +21,14 @@ export async function run(argv: string[]): Promise<number> {
   if (options.leaderElect)
     await preflightLease(cluster.kc, options.namespace, options.leaseName ?? 'netmesh-operator');
   return runProcess(
-    { log, health: parseListen(values['health-listen']!), runningMessage: 'netmesh operator running' },
+    {
+      log,
+      kc: cluster.kc,
+      health: parseListen(values['health-listen']!),
+      runningMessage: 'netmesh operator running',
+    },
     async (ctx) => {
-      const operator = await startOperator({
-        ...options,
-        kc: cluster.kc,
-        log,
-        registry: ctx.registry,
-        onLostLeadership: () => ctx.exit(1),
-      });
+      const operator = await startProcessOperator(ctx, cluster.kc, options);
       return [{ name: 'operator', ready: () => operator.ready(), stop: () => operator.stop() }];
     },
   );

@@ -1,16 +1,15 @@
 // `netmesh run`: what the chart's Deployment runs. The webhook serves on every replica; the
 // Network controller runs only on the replica holding the leader Lease. One health server and
 // one metrics registry for both.
-import { startOperator } from '../../operator/main.ts';
 import { type Component, runProcess } from '../../runtime/lifecycle.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { startWebhook } from '../../webhook/start.ts';
 import { DEFAULT_WEBHOOK_CONFIG_NAME } from '../../webhook/webhook-config.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
 import { parseFlags } from '../flags.ts';
-import { operatorFlags, operatorOptionsFromFlags, parseListen } from './common.ts';
+import { operatorFlags, operatorOptionsFromFlags, parseListen, startProcessOperator } from './common.ts';
 import { preflightLease } from './preflight.ts';
-import { webhookFlags, webhookOptionsFromFlags } from './webhook.ts';
+import { webhookComponent, webhookFlags, webhookOptionsFromFlags } from './webhook.ts';
 
 export const SUMMARY = [
   'Run netmesh as the chart deploys it: the sidecar-injecting admission webhook on every replica and the',
@@ -33,38 +32,24 @@ export async function run(argv: string[]): Promise<number> {
   if (operatorOptions.leaderElect)
     await preflightLease(kc, operatorOptions.namespace, operatorOptions.leaseName ?? 'netmesh-operator');
   return runProcess(
-    { log, health: parseListen(values['health-listen']!), runningMessage: 'netmesh running' },
+    { log, kc, health: parseListen(values['health-listen']!), runningMessage: 'netmesh running' },
     async (ctx) => {
       const webhook = await startWebhook({
         ...webhookOptions,
         kubeconfig: kc,
         healthListen: false,
         registry: ctx.registry,
+        // One namespaces watch for the webhook's selection and the bootstrap copier.
+        informers: ctx.informers,
         logger: log.child({ component: 'webhook' }),
       });
-      const components: Component[] = [
-        {
-          name: 'webhook',
-          ready: () => {
-            const r = webhook.readiness();
-            return { ok: r.ok, detail: r.message.replace(/\n/g, '; ') };
-          },
-          stop: () => webhook.stop(),
-        },
-      ];
-      const operator = await startOperator({
-        ...operatorOptions,
-        // The bootstrap copies exist for the webhook's sidecars: they go when its configuration
-        // goes (helm uninstall), through garbage collection.
-        envoyBootstrapOwner: {
-          apiVersion: 'admissionregistration.k8s.io/v1',
-          kind: 'MutatingWebhookConfiguration',
-          name: webhookOptions.webhookConfigName ?? DEFAULT_WEBHOOK_CONFIG_NAME,
-        },
-        kc,
-        log,
-        registry: ctx.registry,
-        onLostLeadership: () => ctx.exit(1),
+      const components: Component[] = [webhookComponent(webhook)];
+      // The bootstrap copies exist for the webhook's sidecars: they go when its configuration
+      // goes (helm uninstall), through garbage collection.
+      const operator = await startProcessOperator(ctx, kc, operatorOptions, {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'MutatingWebhookConfiguration',
+        name: webhookOptions.webhookConfigName ?? DEFAULT_WEBHOOK_CONFIG_NAME,
       }).catch(async (err: unknown) => {
         await webhook.stop().catch(() => {});
         throw err;

@@ -1,18 +1,12 @@
 // `netmesh version`: version, commit, and the Node and Kubernetes client it runs on.
 import { buildInfo } from '../../lib/build-info.ts';
-import { type FlagSpec, parseFlags } from '../flags.ts';
+import { type FlagSpec, outputFlag, parseFlags } from '../flags.ts';
 
 export const SUMMARY =
   'Print the netmesh version, the commit it was built from, and its Node and Kubernetes client versions.';
 
 export const flags = {
-  output: {
-    type: 'string',
-    short: 'o',
-    default: 'text',
-    description: 'output format',
-    values: ['text', 'json'],
-  },
+  ...outputFlag,
 } satisfies Record<string, FlagSpec>;
 
 export async function run(argv: string[]): Promise<number> {

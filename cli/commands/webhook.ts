@@ -1,11 +1,11 @@
 // `netmesh webhook`: the sidecar-injecting admission webhook. Flags and their mapping to
 // startWebhook options are exported so `netmesh run` can offer the same ones.
 
+import { type Component, runProcess } from '../../runtime/lifecycle.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { DEFAULT_SERVICE_NAME, DEFAULT_TLS_SECRET_NAME } from '../../webhook/certs.ts';
 import { DEFAULT_WEBHOOK_NAMESPACE, TEMPLATE_CONFIGMAP_NAME } from '../../webhook/core/contract.ts';
-import { parseListen } from '../../webhook/server.ts';
-import { type StartWebhookOptions, startWebhook } from '../../webhook/start.ts';
+import { type StartWebhookOptions, startWebhook, type WebhookHandle } from '../../webhook/start.ts';
 import { parseLabelList } from '../../webhook/template-input.ts';
 import { DEFAULT_WEBHOOK_CONFIG_NAME, type FailurePolicy } from '../../webhook/webhook-config.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
@@ -13,12 +13,13 @@ import {
   durationFlag,
   FlagError,
   type FlagSpec,
+  healthListenFlag,
   intFlag,
   kubeFlags,
   logLevelFlag,
   parseFlags,
 } from '../flags.ts';
-import { serveUntilSignal } from './common.ts';
+import { parseListen } from './common.ts';
 
 export const SUMMARY = [
   'Serve the Envoy sidecar injector: a mutating admission webhook (HTTPS, POST /mutate) that adds the',
@@ -55,12 +56,7 @@ export const webhookFlags = {
     env: 'NETMESH_LISTEN',
     default: '0.0.0.0:9443',
   },
-  'health-listen': {
-    type: 'string',
-    description: 'host:port for /healthz, /readyz and /metrics (plain HTTP)',
-    env: 'NETMESH_HEALTH_LISTEN',
-    default: '0.0.0.0:8081',
-  },
+  ...healthListenFlag,
   'register-url': {
     type: 'string',
     description:
@@ -163,18 +159,12 @@ export function webhookOptionsFromFlags(v: WebhookFlagValues): StartWebhookOptio
   if (certValidityMs < 60_000) throw new FlagError('--cert-validity must be at least 1m');
   const shutdownDelayMs = durationFlag('shutdown-delay', v['shutdown-delay'], 5000);
   if (shutdownDelayMs > MAX_SHUTDOWN_DELAY_MS) {
-    // The delay has to fit, with the rest of the shutdown, into serveUntilSignal's 25 s grace.
+    // The delay has to fit, with the rest of the shutdown, into runProcess's 25 s grace.
     throw new FlagError(
       `--shutdown-delay must be at most ${MAX_SHUTDOWN_DELAY_MS / 1000}s (the whole shutdown has 25s), got "${v['shutdown-delay']}"`,
     );
   }
-  for (const flag of ['listen', 'health-listen'] as const) {
-    try {
-      parseListen(v[flag] ?? '', flag);
-    } catch (err) {
-      throw new FlagError((err as Error).message);
-    }
-  }
+  for (const flag of ['listen', 'health-listen'] as const) parseListen(v[flag] ?? '', flag);
   if (v['register-url'] !== undefined && v['cert-dir'] !== undefined) {
     throw new FlagError(
       '--register-url needs the self-managed CA for the caBundle; it cannot be combined with --cert-dir',
@@ -214,7 +204,33 @@ export async function run(argv: string[]): Promise<number> {
   const logger = createLogger('netmesh-webhook', { level: values['log-level']! });
   const cluster = connect(values);
   logger.info(clusterLogFields(cluster), 'using cluster');
-  const webhook = await startWebhook({ ...options, kubeconfig: cluster.kc, logger });
-  await serveUntilSignal(logger, () => webhook.stop());
-  return 0;
+  const health = parseListen(values['health-listen']!);
+  return runProcess(
+    { log: logger, kc: cluster.kc, health, runningMessage: 'netmesh webhook running' },
+    async (ctx) => {
+      const webhook = await startWebhook({
+        ...options,
+        kubeconfig: cluster.kc,
+        logger,
+        // The process's health server, metrics registry and informers (runtime/lifecycle.ts).
+        healthListen: false,
+        healthUrl: `http://${health.host.includes(':') ? `[${health.host}]` : health.host}:${ctx.health.port}`,
+        registry: ctx.registry,
+        informers: ctx.informers,
+      });
+      return [webhookComponent(webhook)];
+    },
+  );
+}
+
+/** The webhook as a process component: its readiness on /readyz, its drain on SIGTERM. */
+export function webhookComponent(webhook: WebhookHandle): Component {
+  return {
+    name: 'webhook',
+    ready: () => {
+      const r = webhook.readiness();
+      return { ok: r.ok, detail: r.message.replace(/\n/g, '; ') };
+    },
+    stop: () => webhook.stop(),
+  };
 }

@@ -29,3 +29,10 @@ export const DEFAULT_WEBHOOK_NAMESPACE = 'netmesh-system';
 /** ConfigMap holding the sidecar template, and its key. */
 export const TEMPLATE_CONFIGMAP_NAME = 'envoy-initializer';
 export const TEMPLATE_CONFIGMAP_KEY = 'config';
+
+/**
+ * The Envoy bootstrap copier's mark (webhook/bootstrap-copier.ts): a copy is netmesh's only
+ * with this label set to "true" and the annotation naming its source `<namespace>/<name>`.
+ */
+export const BOOTSTRAP_COPY_LABEL = 'netmesh.io/bootstrap-copy';
+export const COPIED_FROM_ANNOTATION = 'netmesh.io/copied-from';

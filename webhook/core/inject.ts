@@ -42,10 +42,8 @@ export interface PlanOptions {
   templateHash: string;
 }
 
-/** RFC 6901: `~` first, otherwise the `~1` produced for `/` would be re-escaped. */
-export function escapePointer(segment: string): string {
-  return segment.replaceAll('~', '~0').replaceAll('/', '~1');
-}
+/** One RFC 6901 reference token (fast-json-patch's, the library that applies the patch). */
+export const escapePointer: (segment: string) => string = jsonpatch.escapePathComponent;
 
 export function pointer(...segments: string[]): string {
   return segments.map((s) => `/${escapePointer(s)}`).join('');
@@ -313,10 +311,7 @@ interface AddTarget {
 function addTargetsOf(patch: readonly Operation[]): AddTarget[] {
   const seen = new Map<string, AddTarget>();
   for (const op of patch) {
-    const segments = op.path
-      .split('/')
-      .slice(1)
-      .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const segments = op.path.split('/').slice(1).map(jsonpatch.unescapePathComponent);
     // Array indices appear only under spec's lists (annotation keys are never bare digits here).
     const last = segments.at(-1) ?? '';
     const list = last === '-' || (segments[0] === 'spec' && /^(0|[1-9][0-9]*)$/.test(last));

@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Volume } from '@kubernetes/client-node';
 import { parseDocument } from 'yaml';
+import { canonicalJson } from '../../lib/canonical-json.ts';
 
 /**
  * Immutable once parsed (parseTemplate freezes it): one template serves every Pod, and the
@@ -239,14 +240,7 @@ function validate(root: unknown): SidecarTemplate {
 }
 
 /** JSON with object keys sorted at every level, so equal templates hash equally. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (!isPlainObject(v)) return v;
-    const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) sorted[k] = v[k];
-    return sorted;
-  });
-}
+export { canonicalJson };
 
 /** First 16 hex digits of the sha256 of the template's canonical JSON. */
 export function hashTemplate(template: SidecarTemplate): string {

@@ -118,10 +118,6 @@ export function displayName(object: unknown): string {
   return '<unnamed>';
 }
 
-function unescapePointer(segment: string): string {
-  return segment.replaceAll('~1', '/').replaceAll('~0', '~');
-}
-
 /**
  * Turns the collections on the way to an edit into block style: inside a flow collection
  * (`metadata: {name: p}`) everything is printed in flow style, and a whole sidecar
@@ -138,7 +134,7 @@ function blockStyle(doc: Document, path: readonly string[]): void {
 function editDocument(doc: Document, base: readonly string[], patch: readonly Operation[]): void {
   for (const op of patch) {
     if (op.op !== 'add') throw new Error(`unexpected ${op.op} operation`);
-    const segments = op.path.split('/').slice(1).map(unescapePointer);
+    const segments = op.path.split('/').slice(1).map(jsonpatch.unescapePathComponent);
     const path = [...base, ...segments];
     const parent = path.slice(0, -1);
     blockStyle(doc, parent);

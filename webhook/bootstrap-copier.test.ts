@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BOOTSTRAP_COPY_LABEL, bootstrapCopy, copyUpToDate, isOurCopy } from './bootstrap.ts';
-import { FIELD_MANAGER, MANAGED_BY_LABEL } from './model.ts';
+import { FIELD_MANAGER, MANAGED_BY_LABEL } from '../lib/ownership.ts';
+import { bootstrapCopy, copyUpToDate, isOurCopy } from './bootstrap-copier.ts';
+import { BOOTSTRAP_COPY_LABEL } from './core/contract.ts';
 
 const source = {
   metadata: {

@@ -1,8 +1,10 @@
 // Copies the Envoy bootstrap ConfigMap (default `envoy` in netmesh's namespace) into every
 // namespace labelled netmesh.io/injection=enabled. The default sidecar template mounts that
 // ConfigMap, and a ConfigMap volume resolves in the Pod's own namespace: without a copy there,
-// an injected Pod would wait in ContainerCreating. Runs on the leader beside the Network
-// controller and follows the source, the labelled namespaces and the copies through informers.
+// an injected Pod would wait in ContainerCreating. It serves the injector, so it lives here;
+// it runs on the operator's leader only (handed to startOperator as leader work: one writer at
+// a time, fenced by the Lease) and reads through the process's shared informers: the namespaces
+// informer is the webhook's own (one watch), filtered here by the injection label.
 //
 // Ownership: a copy is netmesh's only if it carries the label netmesh.io/bootstrap-copy=true
 // and the annotation netmesh.io/copied-from=<namespace>/<name> of this source. netmesh creates
@@ -18,15 +20,18 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { statusCode as httpCode, statusReason } from '../lib/kube-errors.ts';
+import { FIELD_MANAGER, MANAGED_BY_LABEL } from '../lib/ownership.ts';
 import { EventRecorder } from '../runtime/events.ts';
-import { Informer, waitForCacheSync } from '../runtime/informer.ts';
+import type { SharedInformer, SharedInformerFactory } from '../runtime/informer-factory.ts';
 import { PrometheusQueueMetricsProvider, RateLimitingQueue } from '../runtime/queue/index.ts';
 import { deadline, requestOptions } from '../runtime/request.ts';
-import { FIELD_MANAGER, MANAGED_BY_LABEL } from './model.ts';
-
-export const INJECTION_SELECTOR = 'netmesh.io/injection=enabled';
-export const BOOTSTRAP_COPY_LABEL = 'netmesh.io/bootstrap-copy';
-export const COPIED_FROM_ANNOTATION = 'netmesh.io/copied-from';
+import {
+  BOOTSTRAP_COPY_LABEL,
+  COPIED_FROM_ANNOTATION,
+  NAMESPACE_INJECTION_ENABLED,
+  NAMESPACE_INJECTION_LABEL,
+} from './core/contract.ts';
+import { namespacesInformerSpec } from './namespaces.ts';
 
 /**
  * The cluster-scoped object whose deletion removes the copies (garbage collection): netmesh's
@@ -42,6 +47,8 @@ export interface BootstrapCopierOptions {
   kc: k8s.KubeConfig;
   log: Logger;
   registry: Registry;
+  /** The process's shared informers (the namespaces informer is the webhook's). */
+  informers: SharedInformerFactory;
   /** Namespace holding the source ConfigMap (netmesh's own). */
   namespace: string;
   /** Name of the source ConfigMap, and of each copy. */
@@ -124,14 +131,39 @@ export function copyUpToDate(live: k8s.V1ConfigMap, desired: k8s.V1ConfigMap): b
 
 const OWNER_REFRESH_MS = 60_000;
 
+/**
+ * The copier as leader work for startOperator (operator/main.ts LeaderWork): built with the
+ * replica's identity, its cache-sync problems reported through the operator (Event on the Lease).
+ */
+export function bootstrapCopierWork(
+  opts: Omit<BootstrapCopierOptions, 'identity' | 'onCacheSyncTimeout'>,
+): (ctx: { identity: string; onCacheSyncTimeout(reason: string): void }) => BootstrapCopier {
+  return (ctx) =>
+    new BootstrapCopier({
+      ...opts,
+      identity: ctx.identity,
+      onCacheSyncTimeout: (reason) => ctx.onCacheSyncTimeout(`Envoy bootstrap copier: ${reason}`),
+    });
+}
+
+interface CopierInformers {
+  namespaces: SharedInformer<k8s.V1Namespace>;
+  source: SharedInformer<k8s.V1ConfigMap>;
+  copies: SharedInformer<k8s.V1ConfigMap>;
+}
+
+function isInjected(ns: k8s.V1Namespace): boolean {
+  return ns.metadata?.labels?.[NAMESPACE_INJECTION_LABEL] === NAMESPACE_INJECTION_ENABLED;
+}
+
 export class BootstrapCopier {
   readonly #opts: Required<Omit<BootstrapCopierOptions, 'owner'>> & { owner: CopyOwner | undefined };
   #syncProblem: string | undefined;
   #running = false;
   readonly #source: string;
-  readonly #namespaces: Informer<k8s.V1Namespace>;
-  readonly #sourceInformer: Informer<k8s.V1ConfigMap>;
-  readonly #copies: Informer<k8s.V1ConfigMap>;
+  /** Created on start (the leader's): a standby replica never watches the copies. */
+  #informers: CopierInformers | undefined;
+  readonly #unsubscribe: (() => void)[] = [];
   readonly #queue: RateLimitingQueue<string>;
   readonly #core: k8s.CoreV1Api;
   readonly #admission: k8s.AdmissionregistrationV1Api;
@@ -164,45 +196,6 @@ export class BootstrapCopier {
       name: 'envoy-bootstrap',
       metrics: new PrometheusQueueMetricsProvider(registry),
     });
-    this.#namespaces = new Informer<k8s.V1Namespace>({
-      kc,
-      name: 'injected-namespaces',
-      path: '/api/v1/namespaces',
-      labelSelector: INJECTION_SELECTOR,
-      list: () => core.listNamespace({ labelSelector: INJECTION_SELECTOR }),
-      log,
-      registry,
-    });
-    this.#sourceInformer = new Informer<k8s.V1ConfigMap>({
-      kc,
-      name: 'envoy-bootstrap-source',
-      path: `/api/v1/namespaces/${namespace}/configmaps`,
-      fieldSelector: `metadata.name=${name}`,
-      list: () => core.listNamespacedConfigMap({ namespace, fieldSelector: `metadata.name=${name}` }),
-      log,
-      registry,
-    });
-    // Our copies everywhere (label and name), so that unwanted ones can be found and removed.
-    const copySelector = `${BOOTSTRAP_COPY_LABEL}=true`;
-    this.#copies = new Informer<k8s.V1ConfigMap>({
-      kc,
-      name: 'envoy-bootstrap-copies',
-      path: '/api/v1/configmaps',
-      labelSelector: copySelector,
-      fieldSelector: `metadata.name=${name}`,
-      list: () =>
-        core.listConfigMapForAllNamespaces({
-          labelSelector: copySelector,
-          fieldSelector: `metadata.name=${name}`,
-        }),
-      log,
-      registry,
-    });
-    for (const ev of ['add', 'update', 'delete'] as const) {
-      this.#namespaces.on(ev, (ns) => this.#enqueue(ns.metadata?.name));
-      this.#copies.on(ev, (cm) => this.#enqueue(cm.metadata?.namespace));
-      this.#sourceInformer.on(ev, () => this.#enqueueAll());
-    }
   }
 
   get log(): Logger {
@@ -222,19 +215,66 @@ export class BootstrapCopier {
   }
 
   #enqueueAll(): void {
-    for (const ns of this.#namespaces.list()) this.#enqueue(ns.metadata?.name);
-    for (const cm of this.#copies.list()) this.#enqueue(cm.metadata?.namespace);
+    if (!this.#informers) return;
+    for (const ns of this.#informers.namespaces.list()) if (isInjected(ns)) this.#enqueue(ns.metadata?.name);
+    for (const cm of this.#informers.copies.list()) this.#enqueue(cm.metadata?.namespace);
+  }
+
+  /** The namespace if it is labelled for injection (the only ones that get a copy). */
+  #labelled(name: string): k8s.V1Namespace | undefined {
+    const ns = this.#informers?.namespaces.get(name);
+    return ns && isInjected(ns) ? ns : undefined;
+  }
+
+  /** The three informers, from the shared factory, with this copier's handlers. */
+  #watch(): CopierInformers {
+    const { informers, namespace, name } = this.#opts;
+    const core = this.#core;
+    const copySelector = `${BOOTSTRAP_COPY_LABEL}=true`;
+    const watched = {
+      namespaces: informers.informerFor(namespacesInformerSpec(core)),
+      source: informers.informerFor<k8s.V1ConfigMap>({
+        name: 'envoy-bootstrap-source',
+        path: `/api/v1/namespaces/${namespace}/configmaps`,
+        fieldSelector: `metadata.name=${name}`,
+        list: () => core.listNamespacedConfigMap({ namespace, fieldSelector: `metadata.name=${name}` }),
+      }),
+      // Our copies everywhere (label and name), so that unwanted ones can be found and removed.
+      copies: informers.informerFor<k8s.V1ConfigMap>({
+        name: 'envoy-bootstrap-copies',
+        path: '/api/v1/configmaps',
+        labelSelector: copySelector,
+        fieldSelector: `metadata.name=${name}`,
+        list: () =>
+          core.listConfigMapForAllNamespaces({
+            labelSelector: copySelector,
+            fieldSelector: `metadata.name=${name}`,
+          }),
+      }),
+    };
+    // Every namespace is watched (the webhook needs them all): only those entering, in or
+    // leaving the injection label matter here, as with a label-selected informer.
+    const onNamespace = (ns: k8s.V1Namespace, old?: k8s.V1Namespace): void => {
+      if (isInjected(ns) || (old && isInjected(old))) this.#enqueue(ns.metadata?.name);
+    };
+    for (const ev of ['add', 'update', 'delete'] as const) {
+      this.#unsubscribe.push(
+        watched.namespaces.on(ev, onNamespace),
+        watched.copies.on(ev, (cm) => this.#enqueue(cm.metadata?.namespace)),
+        watched.source.on(ev, () => this.#enqueueAll()),
+      );
+    }
+    return watched;
   }
 
   /** `signal` (leadership) cancels every request when it fires, as stop() does. */
   async start(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) this.#context.abort(signal.reason);
     else signal?.addEventListener('abort', () => this.#context.abort(signal.reason), { once: true });
-    this.#namespaces.start();
-    this.#sourceInformer.start();
-    this.#copies.start();
-    await waitForCacheSync(
-      [this.#namespaces, this.#sourceInformer, this.#copies] as Informer<k8s.KubernetesObject>[],
+    const watched = this.#watch();
+    this.#informers = watched;
+    this.#opts.informers.start();
+    await this.#opts.informers.waitForCacheSync(
       {
         signal: this.#context.signal,
         timeoutMs: this.#opts.cacheSyncTimeoutMs,
@@ -244,6 +284,7 @@ export class BootstrapCopier {
           this.#opts.onCacheSyncTimeout(reason);
         },
       },
+      [watched.namespaces, watched.source, watched.copies] as SharedInformer<k8s.KubernetesObject>[],
     );
     if (this.#syncProblem) this.log.info('Envoy bootstrap copier caches synced after all');
     this.#syncProblem = undefined;
@@ -259,7 +300,8 @@ export class BootstrapCopier {
     this.#context.abort(new Error('bootstrap copier stopping'));
     this.#queue.shutDown();
     await this.#loop;
-    await Promise.all([this.#namespaces.stop(), this.#sourceInformer.stop(), this.#copies.stop()]);
+    // The informers are shared: the factory stops them with the process.
+    for (const u of this.#unsubscribe.splice(0)) u();
   }
 
   async #work(): Promise<void> {
@@ -274,7 +316,7 @@ export class BootstrapCopier {
       } catch (err) {
         if (this.#context.signal.aborted) {
           // leadership ended or stopping: the next leader does it
-        } else if (httpCode(err) === 404 && !this.#namespaces.get(ns)) {
+        } else if (httpCode(err) === 404 && !this.#labelled(ns)) {
           this.#queue.forget(ns); // the namespace is gone: nothing to copy into
         } else {
           log.warn({ err }, 'could not sync the Envoy bootstrap copy; retrying');
@@ -292,29 +334,13 @@ export class BootstrapCopier {
    */
   async #sync(ns: string, log: Logger): Promise<number | undefined> {
     const name = this.#opts.name;
-    const namespace = this.#namespaces.get(ns);
-    const source = this.#sourceInformer.get(name, this.#opts.namespace);
-    const cached = this.#copies.get(name, ns);
+    const namespace = this.#labelled(ns);
+    const source = this.#informers?.source.get(name, this.#opts.namespace);
+    const cached = this.#informers?.copies.get(name, ns);
     if (namespace?.metadata?.deletionTimestamp) return undefined; // the namespace takes its objects with it
     if (!namespace || !source) {
       if (cached && isOurCopy(cached, this.#source)) {
-        await this.#core
-          .deleteNamespacedConfigMap(
-            {
-              namespace: ns,
-              name,
-              body: {
-                preconditions: {
-                  uid: cached.metadata!.uid!,
-                  resourceVersion: cached.metadata!.resourceVersion!,
-                },
-              },
-            },
-            requestOptions({ signal: this.#signal() }),
-          )
-          .catch((err: unknown) => {
-            if (httpCode(err) !== 404) throw err;
-          });
+        await this.#remove(cached, ns);
         log.info(
           { reason: namespace ? 'source deleted' : 'namespace no longer labelled' },
           'Envoy bootstrap copy removed',
@@ -328,37 +354,64 @@ export class BootstrapCopier {
     // A copy owned by nothing would be garbage-collected at once: wait for the owner.
     if (this.#opts.owner && !owner) return OWNER_REFRESH_MS;
     const desired = bootstrapCopy(source, ns, owner);
-    let live: k8s.V1ConfigMap | undefined = cached;
-    if (!live) {
-      try {
-        await this.#core.createNamespacedConfigMap(
-          { namespace: ns, body: desired, fieldManager: FIELD_MANAGER },
-          requestOptions({ signal: this.#signal() }),
-        );
-        log.info('Envoy bootstrap copied');
-        return undefined;
-      } catch (err) {
-        if (httpCode(err) !== 409 || statusReason(err) !== 'AlreadyExists') throw err;
-      }
-      live = await this.#core.readNamespacedConfigMap(
-        { namespace: ns, name },
-        requestOptions({ signal: this.#signal() }),
-      );
-    }
+    const live = cached ?? (await this.#createOrRead(desired, ns, log));
+    if (!live) return undefined; // created
     if (!isOurCopy(live, this.#source)) {
       await this.#reportForeign(live, log);
       return undefined;
     }
     if (copyUpToDate(live, desired)) return undefined;
-    // A replace, not an apply: a copy is entirely derived from the source, so keys removed
-    // from the source must go too, including those set by the create (owned by an Update
-    // entry that an apply would never remove). Others' labels and annotations are kept, and
-    // the read's resourceVersion makes the replace conditional on what ownership was
-    // judged on.
+    await this.#repair(live, desired, ns);
+    log.info('Envoy bootstrap copy updated');
+    return undefined;
+  }
+
+  /** Deletes our copy, only as it was judged (uid and resourceVersion preconditions). */
+  async #remove(copy: k8s.V1ConfigMap, ns: string): Promise<void> {
+    const preconditions = { uid: copy.metadata!.uid!, resourceVersion: copy.metadata!.resourceVersion! };
+    await this.#core
+      .deleteNamespacedConfigMap(
+        { namespace: ns, name: this.#opts.name, body: { preconditions } },
+        requestOptions({ signal: this.#signal() }),
+      )
+      .catch((err: unknown) => {
+        if (httpCode(err) !== 404) throw err;
+      });
+  }
+
+  /** Creates the copy (undefined); if the name is taken meanwhile, the object that holds it. */
+  async #createOrRead(
+    desired: k8s.V1ConfigMap,
+    ns: string,
+    log: Logger,
+  ): Promise<k8s.V1ConfigMap | undefined> {
+    try {
+      await this.#core.createNamespacedConfigMap(
+        { namespace: ns, body: desired, fieldManager: FIELD_MANAGER },
+        requestOptions({ signal: this.#signal() }),
+      );
+      log.info('Envoy bootstrap copied');
+      return undefined;
+    } catch (err) {
+      if (httpCode(err) !== 409 || statusReason(err) !== 'AlreadyExists') throw err;
+    }
+    return this.#core.readNamespacedConfigMap(
+      { namespace: ns, name: this.#opts.name },
+      requestOptions({ signal: this.#signal() }),
+    );
+  }
+
+  /**
+   * A replace, not an apply: a copy is entirely derived from the source, so keys removed from
+   * the source must go too, including those set by the create (owned by an Update entry that an
+   * apply would never remove). Others' labels and annotations are kept, and the read's
+   * resourceVersion makes the replace conditional on what ownership was judged on.
+   */
+  async #repair(live: k8s.V1ConfigMap, desired: k8s.V1ConfigMap, ns: string): Promise<void> {
     await this.#core.replaceNamespacedConfigMap(
       {
         namespace: ns,
-        name,
+        name: this.#opts.name,
         body: {
           ...live,
           metadata: {
@@ -373,8 +426,6 @@ export class BootstrapCopier {
       },
       requestOptions({ signal: this.#signal() }),
     );
-    log.info('Envoy bootstrap copy updated');
-    return undefined;
   }
 
   async #reportForeign(cm: k8s.V1ConfigMap, log: Logger): Promise<void> {

@@ -157,7 +157,7 @@ export const validPod: fc.Arbitrary<Record<string, unknown>> = namesArb({
         terminationGracePeriodSeconds: fc.integer({ min: 0, max: 120 }),
         nodeSelector: fc.dictionary(qualifiedKey, labelValue, { maxKeys: 2 }),
       },
-      { requiredKeys: ['name', 'containers'] },
+      { requiredKeys: ['name', 'containers', 'volumes'] },
     ),
   )
   .map((p) => {

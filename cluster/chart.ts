@@ -122,12 +122,14 @@ export function hostRunArgs(r: ChartRelease, kubeconfigPath: string, port: numbe
 }
 
 /** The sidecar template the in-cluster suites and the demo inject: the chart's default
- * template with the Envoy stand-in built on this machine (no registry is reachable), Ready only
- * once it has read the bootstrap from the mounted `envoy` ConfigMap. */
+ * template (a native sidecar) with the Envoy stand-in built on this machine (no registry is
+ * reachable), started and Ready only once it has read the bootstrap from the mounted `envoy`
+ * ConfigMap. */
 export function standinTemplate(image: string): string {
-  return `containers:
+  return `initContainers:
   - name: envoy
     image: ${image}
+    restartPolicy: Always
     args: ["--config-path", "/etc/envoy/envoy.yaml", "--listen", ":15001", "--admin", ":15000"]
     ports:
       - name: envoy-proxy
@@ -141,6 +143,10 @@ export function standinTemplate(image: string): string {
       runAsUser: 101
       allowPrivilegeEscalation: false
       capabilities: {drop: [ALL]}
+    startupProbe:
+      httpGet: {path: /ready, port: 15000}
+      periodSeconds: 1
+      failureThreshold: 60
     readinessProbe:
       httpGet: {path: /ready, port: 15000}
       periodSeconds: 1

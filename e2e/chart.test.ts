@@ -815,7 +815,12 @@ describe('helm chart on the control plane', () => {
       const stored = await h.core.readNamespacedPod({ namespace: appNs, name: 'myapp-pod' });
       assert.deepEqual(
         stored.spec?.containers.map((c) => c.name),
-        ['myapp-container', 'envoy'],
+        ['myapp-container'],
+      );
+      // The chart's default template is a native sidecar: first among the init containers.
+      assert.deepEqual(
+        stored.spec?.initContainers?.map((c) => [c.name, c.restartPolicy]),
+        [['envoy', 'Always']],
       );
       assert.ok(stored.spec?.volumes?.some((v) => v.name === 'envoy-conf'));
       assert.ok(stored.metadata?.annotations?.['netmesh.io/status']);
@@ -889,7 +894,9 @@ describe('helm chart on the control plane', () => {
         assert.equal(ok.code, 0, ok.out);
         assert.match(
           ok.out,
-          new RegExp(`ok: a Pod created in ${testNs} would be injected; containers: app, envoy`),
+          new RegExp(
+            `ok: a Pod created in ${testNs} would be injected; initContainers envoy; containers app`,
+          ),
         );
         // Nothing was stored: it was a dry run.
         assert.equal((await h.core.listNamespacedPod({ namespace: testNs })).items.length, 0);

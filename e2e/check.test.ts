@@ -145,7 +145,7 @@ describe('netmesh check and netmesh explain on a live installation', () => {
     assert.match(
       line(r.stdout, 'sidecar template'),
       new RegExp(
-        `^✔ sidecar template: ConfigMap ${ns}/envoy-initializer parses: containers envoy; volumes envoy-conf`,
+        `^✔ sidecar template: ConfigMap ${ns}/envoy-initializer parses: initContainers envoy; volumes envoy-conf`,
       ),
     );
     assert.match(
@@ -250,7 +250,7 @@ describe('netmesh check and netmesh explain on a live installation', () => {
     assert.match(
       yes.stdout,
       new RegExp(
-        `plan: add containers envoy; volumes envoy-conf .* from ConfigMap ${ns}/envoy-initializer\\)`,
+        `plan: add initContainers envoy; volumes envoy-conf .* from ConfigMap ${ns}/envoy-initializer\\)`,
       ),
     );
 

@@ -250,7 +250,12 @@ describe('netmesh run under the chart identity', () => {
     const stored = await h.core.readNamespacedPod({ namespace: app, name: 'myapp-pod' });
     assert.deepEqual(
       stored.spec?.containers.map((c) => c.name),
-      ['myapp-container', 'envoy'],
+      ['myapp-container'],
+    );
+    // The chart's default template is a native sidecar: first among the init containers.
+    assert.deepEqual(
+      stored.spec?.initContainers?.map((c) => [c.name, c.restartPolicy]),
+      [['envoy', 'Always']],
     );
     // The copier does not wait for the Network caches.
     await eventually('the Envoy bootstrap copied without the Network caches', () => copyIn(app));

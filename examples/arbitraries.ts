@@ -8,6 +8,7 @@
 // only a broken client sends: nulls, empty lists, unknown fields, keys with `/` and `~`.
 import fc from 'fast-check';
 import { stringify } from 'yaml';
+import { OVERRIDE_ANNOTATIONS } from '../webhook/core/overrides.ts';
 
 /**
  * What the webhook receives is parsed JSON: plain objects (fast-check's records may have a
@@ -29,7 +30,7 @@ const image = fc.constantFrom(
   'busybox',
   'envoyproxy/envoy:v1.31.0',
   'localhost/netmesh:0.1.0',
-  'registry.example/a/b@sha256:' + 'a'.repeat(64),
+  `registry.example/a/b@sha256:${'a'.repeat(64)}`,
 );
 const qualifiedName = fc.stringMatching(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,20}[A-Za-z0-9])?$/);
 const qualifiedKey = fc.oneof(
@@ -40,6 +41,17 @@ const qualifiedKey = fc.oneof(
 );
 const labelValue = fc.oneof(fc.constant(''), qualifiedName);
 const envName = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,12}$/);
+/**
+ * Values for the per-Pod override annotations (webhook/core/overrides.ts), good and bad: the
+ * good ones are applied, the bad ones warned about; neither may make the apiserver refuse the Pod.
+ */
+const overrideValue = fc.oneof(
+  fc.constantFrom('100m', '0.5', '2', '1e3', '128Mi', '1Gi', '64M', '.5', '1.', '0'),
+  fc.constantFrom('-1', 'abc', '1.5.5', '', ' 1', '1 Gi', '10Qi', '9'.repeat(40)),
+  fc.constantFrom('debug', 'warn', 'off', 'verbose', 'INFO'),
+  fc.constantFrom('envoyproxy/envoy:v1.31.0', 'localhost:5000/a/b:c', 'UPPER/case', 'a@sha256:xyz', 'x:'),
+  fc.integer({ min: -2, max: 70_000 }).map(String),
+);
 
 function containerArb(mountable: readonly string[]): fc.Arbitrary<Record<string, unknown>> {
   return fc.record(
@@ -83,19 +95,25 @@ const namesArb = (max: { containers: number; init: number; volumes: number; minC
     initCount: fc.integer({ min: 0, max: max.init }),
   });
 
-/** A list of containers with the given names, each mounting some of `volumes`. */
+/**
+ * A list of containers with the given names, each mounting some of `volumes`. Init containers
+ * of a template are native sidecars (`restartPolicy: Always`, which the parser requires); a
+ * Pod's may be either.
+ */
 function containersNamed(
   names: string[],
   volumes: string[],
-  init: boolean,
+  restart: 'none' | 'always' | 'either',
 ): fc.Arbitrary<Record<string, unknown>[]> {
   return fc.tuple(
     ...names.map((name) =>
-      fc.tuple(containerArb(volumes), init ? fc.boolean() : fc.constant(false)).map(([c, always]) => ({
-        name,
-        ...c,
-        ...(always ? { restartPolicy: 'Always' } : {}),
-      })),
+      fc
+        .tuple(containerArb(volumes), restart === 'either' ? fc.boolean() : fc.constant(restart === 'always'))
+        .map(([c, always]) => ({
+          name,
+          ...c,
+          ...(always ? { restartPolicy: 'Always' } : {}),
+        })),
     ),
   );
 }
@@ -115,8 +133,8 @@ export const validTemplate: fc.Arbitrary<TemplateSample> = namesArb({
 })
   .chain(({ containers, volumes, initCount }) =>
     fc.record({
-      containers: containersNamed(containers.slice(initCount), volumes, false),
-      initContainers: containersNamed(containers.slice(0, initCount), volumes, true),
+      containers: containersNamed(containers.slice(initCount), volumes, 'none'),
+      initContainers: containersNamed(containers.slice(0, initCount), volumes, 'always'),
       volumes: fc.tuple(...volumes.map(volumeArb)),
       omitEmpty: fc.boolean(),
       format: fc.constantFrom('json', 'yaml'),
@@ -150,8 +168,11 @@ export const validPod: fc.Arbitrary<Record<string, unknown>> = namesArb({
         name: label,
         labels: fc.dictionary(qualifiedKey, labelValue, { maxKeys: 4 }),
         annotations: fc.dictionary(qualifiedKey, fc.string({ maxLength: 40 }), { maxKeys: 4 }),
-        containers: containersNamed(containers.slice(initCount), volumes, false),
-        initContainers: containersNamed(containers.slice(0, initCount), volumes, true),
+        containers: containersNamed(containers.slice(initCount), volumes, 'none'),
+        initContainers: containersNamed(containers.slice(0, initCount), volumes, 'either'),
+        overrides: fc.dictionary(fc.constantFrom(...Object.values(OVERRIDE_ANNOTATIONS)), overrideValue, {
+          maxKeys: 4,
+        }),
         volumes: fc.tuple(...volumes.map(volumeArb)),
         restartPolicy: fc.constantFrom('Always', 'OnFailure', 'Never'),
         terminationGracePeriodSeconds: fc.integer({ min: 0, max: 120 }),
@@ -163,7 +184,7 @@ export const validPod: fc.Arbitrary<Record<string, unknown>> = namesArb({
   .map((p) => {
     const metadata: Record<string, unknown> = { name: p.name };
     if (p.labels) metadata['labels'] = p.labels;
-    if (p.annotations) metadata['annotations'] = p.annotations;
+    if (p.annotations || p.overrides) metadata['annotations'] = { ...p.annotations, ...p.overrides };
     const spec: Record<string, unknown> = { containers: p.containers };
     for (const key of [
       'initContainers',

@@ -377,11 +377,16 @@ export function hostFingerprint(): Record<string, string[]> {
       .flatMap((p) => {
         try {
           const comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
-          return /^(kubelet|kube-proxy|containerd|containerd-shim|pause|envoy-standin|etcd|kube-apiserver)/.test(
-            comm,
-          )
-            ? [comm]
-            : [];
+          if (/^(kubelet|kube-proxy|containerd|containerd-shim|pause|envoy-standin)/.test(comm))
+            return [comm];
+          // Control planes without a node (NETMESH_NODE=0) may run beside this one: count only
+          // ours (children of this process) and orphans, which is what a failed stop leaves.
+          if (/^(etcd|kube-apiserver)/.test(comm)) {
+            const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+            const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+            return ppid === 1 || ppid === process.pid ? [comm] : [];
+          }
+          return [];
         } catch {
           return [];
         }

@@ -248,7 +248,8 @@ describe('faults: the injector in-cluster', () => {
         `${pod.metadata?.name}: hash ${status.templateHash} is a real revision`,
       );
       seen.add(rev!);
-      const envoy = pod.spec?.containers.find((c) => c.name === 'envoy');
+      // The in-cluster template is a native sidecar: envoy is an init container.
+      const envoy = pod.spec?.initContainers?.find((c) => c.name === 'envoy');
       const envRev = envoy?.env?.find((e) => e.name === 'REVISION')?.value;
       const cpu = envoy?.resources?.limits?.['cpu'];
       if (rev === -1) {
@@ -271,7 +272,7 @@ describe('faults: the injector in-cluster', () => {
         body: { metadata: { name: 'last' }, spec: { containers: [{ name: 'app', image: 'busybox:1.35' }] } },
       });
       return (
-        pod.spec?.containers.find((c) => c.name === 'envoy')?.env?.find((e) => e.name === 'REVISION')
+        pod.spec?.initContainers?.find((c) => c.name === 'envoy')?.env?.find((e) => e.name === 'REVISION')
           ?.value === '99'
       );
     });

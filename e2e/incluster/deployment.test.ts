@@ -92,11 +92,17 @@ describe('netmesh in-cluster: the chart on a real node', () => {
     console.log(
       `# course Pod create to Running with every container ready: ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
+    // The chart's default template is a native sidecar: an init container that keeps running.
     assert.deepEqual(
       pod.spec?.containers.map((c) => c.name),
-      ['myapp-container', 'envoy'],
+      ['myapp-container'],
     );
-    assert.equal(pod.status?.containerStatuses?.length, 2);
+    assert.deepEqual(
+      pod.spec?.initContainers?.map((c) => [c.name, c.restartPolicy]),
+      [['envoy', 'Always']],
+    );
+    const envoyStatus = pod.status?.initContainerStatuses?.find((s) => s.name === 'envoy');
+    assert.ok(envoyStatus?.started && envoyStatus.ready, 'the native sidecar is started and ready');
     assert.ok(pod.metadata?.annotations?.[STATUS_ANNOTATION], 'the injection record');
     const vol = pod.spec?.volumes?.find((v) => v.name === 'envoy-conf');
     assert.equal(vol?.configMap?.name, 'envoy');
@@ -169,25 +175,89 @@ describe('netmesh in-cluster: the chart on a real node', () => {
     for (const p of pods.filter((p) => p.metadata?.labels?.['app'] !== 'once')) {
       assert.deepEqual(
         p.spec?.containers.map((c) => c.name),
-        ['app', 'envoy'],
+        ['app'],
+      );
+      assert.deepEqual(
+        p.spec?.initContainers?.map((c) => c.name),
+        ['envoy'],
         `${p.metadata?.name} injected`,
       );
       assert.ok(podReady(p), `${p.metadata?.name} Ready`);
     }
-    // A plain sidecar container keeps a Job's Pod running after its work is done; the Job's own
-    // container still runs to completion next to a started sidecar.
-    const job = await eventually(
-      "the Job's container done beside its running sidecar",
+    // A native sidecar stops once the Job's own containers have exited: the Job completes (with a
+    // plain sidecar container it never would).
+    const batch = h.kc.makeApiClient(k8s.BatchV1Api);
+    const started = Date.now();
+    const done = await eventually(
+      'the injected Job Complete',
       async () => {
-        const list = await h.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=once' });
-        const p = list.items[0];
-        const app = p?.status?.containerStatuses?.find((s) => s.name === 'app');
-        const envoy = p?.status?.containerStatuses?.find((s) => s.name === 'envoy');
-        return app?.state?.terminated?.exitCode === 0 && envoy?.started ? p : undefined;
+        const j = await batch.readNamespacedJob({ namespace: ns, name: 'once' });
+        if (j.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True')) {
+          throw new Error(`the Job failed: ${JSON.stringify(j.status)}`);
+        }
+        return j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True')
+          ? j
+          : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
+    console.log(`# injected Job Complete ${((Date.now() - started) / 1000).toFixed(1)} s after the rollouts`);
+    assert.equal(done.status?.succeeded, 1);
+    const [jobPod] = (await h.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=once' })).items;
+    assert.equal(jobPod?.status?.phase, 'Succeeded');
+    assert.deepEqual(
+      jobPod?.spec?.initContainers?.map((c) => [c.name, c.restartPolicy]),
+      [['envoy', 'Always']],
+      'the Job Pod was injected with the native sidecar',
+    );
+    assert.equal(
+      jobPod?.status?.containerStatuses?.find((s) => s.name === 'app')?.state?.terminated?.exitCode,
+      0,
+    );
+    assert.match(
+      kubectl(h.cluster.kubeconfigPath, ['logs', '-n', ns, jobPod!.metadata!.name!, '-c', 'app']),
+      /job ran/,
+    );
+  });
+
+  test("a native sidecar starts before the Pod's own init containers, which can reach it", async () => {
+    const ns = await r.appNamespace('ic-order', ENABLED);
+    namespaces.push(ns);
+    // The app's init container asks the sidecar's admin port: it succeeds only if the sidecar is
+    // already up with its bootstrap read (the stand-in's /ready answers "LIVE <hash>").
+    await h.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'ordered' },
+        spec: {
+          restartPolicy: 'Never',
+          terminationGracePeriodSeconds: 1,
+          initContainers: [
+            {
+              name: 'needs-proxy',
+              image: 'busybox:1.35',
+              command: ['sh', '-c', 'wget -qO- http://127.0.0.1:15000/ready | grep LIVE'],
+            },
+          ],
+          containers: [{ name: 'app', image: 'busybox:1.35', command: ['true'] }],
+        },
+      },
+    });
+    const pod = await eventually(
+      'the Pod Succeeded',
+      async () => {
+        const p = await h.core.readNamespacedPod({ namespace: ns, name: 'ordered' });
+        if (p.status?.phase === 'Failed') throw new Error(`the Pod failed: ${JSON.stringify(p.status)}`);
+        return p.status?.phase === 'Succeeded' ? p : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );
-    assert.ok(job.spec?.containers.some((c) => c.name === 'envoy'));
+    assert.deepEqual(
+      pod.spec?.initContainers?.map((c) => c.name),
+      ['envoy', 'needs-proxy'],
+    );
+    const init = pod.status?.initContainerStatuses?.find((s) => s.name === 'needs-proxy');
+    assert.equal(init?.state?.terminated?.exitCode, 0, "the app's init container reached the proxy");
   });
 
   test('a Network is reconciled by the in-cluster leader through the kubernetes Service', async () => {

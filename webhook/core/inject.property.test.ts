@@ -56,29 +56,38 @@ function apply(pod: unknown, patch: Operation[]): Record<string, unknown> {
 const LISTS = ['initContainers', 'containers', 'volumes'] as const;
 
 /**
- * The injected Pod with what the injector may add taken out again: the entries appended to the
- * three lists (checked equal to the template's, in order), the status annotation, and a
- * metadata / annotations map / list created where the Pod had none (or null).
+ * The injected Pod with what the injector may add taken out again: the template's init
+ * containers inserted at the front of spec.initContainers (native sidecars start first), its
+ * containers and volumes appended (each checked equal to the template's, in order, but for the
+ * one sidecar a per-Pod override may adjust), the status annotation, and a metadata /
+ * annotations map / list created where the Pod had none (or null).
  */
 function withoutInjection(
   original: Record<string, unknown>,
   injected: Record<string, unknown>,
   template: TemplateSample['object'],
+  overridden: boolean,
 ): Record<string, unknown> {
   const out = structuredClone(injected);
   const spec = out['spec'] as Record<string, unknown>;
   const originalSpec = original['spec'] as Record<string, unknown>;
+  // The one container overrides apply to: the first native sidecar, else the first container.
+  const sidecar = (template.initContainers ?? []).length > 0 ? 'initContainers' : 'containers';
   for (const key of LISTS) {
     const before = originalSpec[key];
-    const after = spec[key] as unknown[] | undefined;
+    const after = (spec[key] as unknown[] | undefined) ?? [];
     const kept = Array.isArray(before) ? before.length : 0;
-    const added = (after ?? []).slice(kept);
-    assert.deepStrictEqual(
-      added,
-      template[key] ?? [],
-      `spec.${key}: exactly the template's entries appended`,
-    );
-    if (Array.isArray(before)) spec[key] = (after ?? []).slice(0, kept);
+    const wanted = template[key] ?? [];
+    const prepend = key === 'initContainers';
+    const added = prepend ? after.slice(0, after.length - kept) : after.slice(kept);
+    const remaining = prepend ? after.slice(after.length - kept) : after.slice(0, kept);
+    assert.equal(added.length, wanted.length, `spec.${key}: as many entries added as the template has`);
+    added.forEach((entry, i) => {
+      const adjustable = overridden && key === sidecar && i === 0;
+      if (adjustable) assert.equal((entry as { name: string }).name, (wanted[i] as { name: string }).name);
+      else assert.deepStrictEqual(entry, wanted[i], `spec.${key}[${i}]: the template's entry`);
+    });
+    if (Array.isArray(before)) spec[key] = remaining;
     else if (before === null) spec[key] = null;
     else delete spec[key];
   }
@@ -101,6 +110,9 @@ function withoutInjection(
   }
   return out;
 }
+
+/** Injections that applied a per-Pod override (so the test is seen to cover them). */
+let withOverrides = 0;
 
 /** The three properties for one Pod and template; returns whether it was injected. */
 function check(pod: Record<string, unknown>, sample: TemplateSample): boolean {
@@ -133,7 +145,11 @@ function check(pod: Record<string, unknown>, sample: TemplateSample): boolean {
   );
   assert.equal(status?.templateHash, template.hash);
   // 3. every field of the original, and nothing else but the injection.
-  assert.deepStrictEqual(withoutInjection(pod, injected, sample.object), pod);
+  if (status?.overrides !== undefined) withOverrides++;
+  assert.deepStrictEqual(
+    withoutInjection(pod, injected, sample.object, status?.overrides !== undefined),
+    pod,
+  );
   // 2. reinvocation: the injected Pod comes back (as the apiserver sends it after another
   // webhook's change) and gets no patch and no warning.
   const second = webhook(injected, template);
@@ -157,6 +173,7 @@ describe('injection properties (fast-check)', () => {
     );
     // Not vacuous: most pairs inject (the others are name conflicts or empty templates).
     assert.ok(injected > runs / 2, `${injected} of ${runs} injected`);
+    assert.ok(withOverrides > runs / 20, `${withOverrides} of ${runs} with a per-Pod override applied`);
   });
 
   test('odd Pod shapes (nulls, empty lists, no metadata, unknown fields, odd keys): the same, and never an error', () => {

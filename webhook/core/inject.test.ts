@@ -42,6 +42,7 @@ const INIT_TEMPLATE: SidecarTemplate = (() => {
       '  - name: mesh-init',
       '    image: netmesh/init:1',
       '    args: ["--redirect"]',
+      '    restartPolicy: Always',
       'containers:',
       '  - name: envoy',
       '    image: envoy:1',
@@ -183,7 +184,7 @@ const injectCases: InjectCase[] = [
     paths: ['/spec/containers/-', '/spec/volumes', '/metadata/annotations'],
   },
   {
-    title: 'template initContainers appended after existing ones',
+    title: "template initContainers (native sidecars) go before the pod's own init containers",
     template: INIT_TEMPLATE,
     hash: INIT_HASH,
     pod: {
@@ -202,12 +203,12 @@ const injectCases: InjectCase[] = [
         },
       },
       spec: {
-        initContainers: [{ name: 'migrate', image: 'm' }, INIT_TEMPLATE.initContainers[0]!],
+        initContainers: [INIT_TEMPLATE.initContainers[0]!, { name: 'migrate', image: 'm' }],
         containers: [APP, INIT_TEMPLATE.containers[0]!],
         volumes: [INIT_TEMPLATE.volumes[0]!],
       },
     },
-    paths: ['/spec/initContainers/-', '/spec/containers/-', '/spec/volumes', '/metadata/annotations'],
+    paths: ['/spec/initContainers/0', '/spec/containers/-', '/spec/volumes', '/metadata/annotations'],
   },
   {
     title: 'template initContainers when the pod has none: the list is created',
@@ -349,16 +350,77 @@ const injectCases: InjectCase[] = [
     ],
   },
   {
-    title: 'a native sidecar appended after existing init containers is injected with a warning',
+    title: "several native sidecars go first, in the template's order, before two init containers of the pod",
+    template: {
+      containers: [],
+      initContainers: [
+        { name: 'proxy', image: 'envoy:1', restartPolicy: 'Always' },
+        { name: 'agent', image: 'agent:1', restartPolicy: 'Always' },
+      ],
+      volumes: [],
+    },
+    hash: 'h',
+    pod: {
+      metadata: { name: 'p' },
+      spec: {
+        initContainers: [
+          { name: 'migrate', image: 'm' },
+          { name: 'seed', image: 's' },
+        ],
+        containers: [APP],
+      },
+    },
+    expected: {
+      metadata: {
+        name: 'p',
+        annotations: { 'netmesh.io/status': status('h', { initContainers: ['proxy', 'agent'] }) },
+      },
+      spec: {
+        initContainers: [
+          { name: 'proxy', image: 'envoy:1', restartPolicy: 'Always' },
+          { name: 'agent', image: 'agent:1', restartPolicy: 'Always' },
+          { name: 'migrate', image: 'm' },
+          { name: 'seed', image: 's' },
+        ],
+        containers: [APP],
+      },
+    },
+    paths: ['/spec/initContainers/0', '/spec/initContainers/1', '/metadata/annotations'],
+  },
+  {
+    title: 'a native sidecar into an empty initContainers list',
     template: {
       containers: [],
       initContainers: [{ name: 'proxy', image: 'envoy:1', restartPolicy: 'Always' }],
       volumes: [],
     },
     hash: 'h',
+    pod: { metadata: { name: 'p' }, spec: { initContainers: [], containers: [APP] } },
+    expected: {
+      metadata: {
+        name: 'p',
+        annotations: { 'netmesh.io/status': status('h', { initContainers: ['proxy'] }) },
+      },
+      spec: {
+        initContainers: [{ name: 'proxy', image: 'envoy:1', restartPolicy: 'Always' }],
+        containers: [APP],
+      },
+    },
+    paths: ['/spec/initContainers/0', '/metadata/annotations'],
+  },
+  {
+    title: "a native sidecar's port clashing with an app port is injected with a warning",
+    template: {
+      containers: [],
+      initContainers: [
+        { name: 'proxy', image: 'envoy:1', restartPolicy: 'Always', ports: [{ containerPort: 15001 }] },
+      ],
+      volumes: [],
+    },
+    hash: 'h',
     pod: {
       metadata: { name: 'p' },
-      spec: { initContainers: [{ name: 'migrate', image: 'm' }], containers: [APP] },
+      spec: { containers: [{ ...APP, ports: [{ containerPort: 15001 }] }] },
     },
     expected: {
       metadata: {
@@ -366,16 +428,14 @@ const injectCases: InjectCase[] = [
         annotations: { 'netmesh.io/status': status('h', { initContainers: ['proxy'] }) },
       },
       spec: {
+        containers: [{ ...APP, ports: [{ containerPort: 15001 }] }],
         initContainers: [
-          { name: 'migrate', image: 'm' },
-          { name: 'proxy', image: 'envoy:1', restartPolicy: 'Always' },
+          { name: 'proxy', image: 'envoy:1', restartPolicy: 'Always', ports: [{ containerPort: 15001 }] },
         ],
-        containers: [APP],
       },
     },
-    paths: ['/spec/initContainers/-', '/metadata/annotations'],
     warnings: [
-      /^sidecar init container "proxy" is appended after the pod's 1 init container\(s\), which run without it$/,
+      /^container "app" and sidecar "proxy" both declare port 15001\/TCP; one of them will fail to bind$/,
     ],
   },
 ];

@@ -3,14 +3,20 @@
  *
  * The patch never replaces a list or map the user wrote (declarative API: other writers'
  * fields are left alone); it appends to existing lists with `/-` and creates a list or the
- * annotation map only when it is absent. It refuses, rather than guesses, whenever the
- * result could be rejected by the apiserver (duplicate container or volume names) or would
- * double-inject (reinvocation, re-applied manifests, controller pods with generateName).
+ * annotation map only when it is absent. The template's init containers (native sidecars,
+ * `restartPolicy: Always`) are the exception to appending: they are inserted at the front of
+ * `spec.initContainers` (`/spec/initContainers/0`, `/1`, ...), because init containers start in
+ * order and the Pod's own init containers may need the proxy, as with Istio's native sidecars.
+ * It refuses, rather than guesses, whenever the result could be rejected by the apiserver
+ * (duplicate container or volume names) or would double-inject (reinvocation, re-applied
+ * manifests, controller pods with generateName). Per-Pod override annotations
+ * (core/overrides.ts) adjust the sidecar before the patch is built.
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
 import jsonpatch from 'fast-json-patch';
 import { POD_INJECT_LABEL, STATUS_ANNOTATION, STATUS_VERSION } from './contract.ts';
+import { applyOverrides, hasOverrideAnnotations } from './overrides.ts';
 import { deepFreeze, isEmptyTemplate, isPlainObject, type SidecarTemplate } from './template.ts';
 
 /** The value of the `netmesh.io/status` annotation, serialised as JSON in this key order. */
@@ -20,6 +26,8 @@ export interface InjectionStatus {
   initContainers: string[];
   volumes: string[];
   templateHash: string;
+  /** The per-Pod override annotations applied to the sidecar (core/overrides.ts); absent when none. */
+  overrides?: Record<string, string>;
 }
 
 export type SkipReason = 'AlreadyInjected' | 'NameConflict' | 'EmptyTemplate' | 'InvalidPod';
@@ -51,6 +59,7 @@ export function serializeStatus(status: InjectionStatus): string {
     initContainers: status.initContainers,
     volumes: status.volumes,
     templateHash: status.templateHash,
+    ...(status.overrides && Object.keys(status.overrides).length > 0 ? { overrides: status.overrides } : {}),
   });
 }
 
@@ -68,10 +77,22 @@ export function parseInjectionStatus(value: unknown): InjectionStatus | undefine
     return undefined;
   }
   if (!isPlainObject(parsed)) return undefined;
-  const { version, containers, initContainers, volumes, templateHash } = parsed;
+  const { version, containers, initContainers, volumes, templateHash, overrides } = parsed;
   if (typeof version !== 'number' || typeof templateHash !== 'string') return undefined;
   if (!isStringArray(containers) || !isStringArray(initContainers) || !isStringArray(volumes))
     return undefined;
+  if (overrides !== undefined) {
+    if (!isPlainObject(overrides) || !Object.values(overrides).every((v) => typeof v === 'string'))
+      return undefined;
+    return {
+      version,
+      containers,
+      initContainers,
+      volumes,
+      templateHash,
+      overrides: overrides as Record<string, string>,
+    };
+  }
   return { version, containers, initContainers, volumes, templateHash };
 }
 
@@ -81,6 +102,8 @@ export function summarizeStatus(status: InjectionStatus): string {
   if (status.initContainers.length > 0) parts.push(`initContainers ${status.initContainers.join(', ')}`);
   if (status.containers.length > 0) parts.push(`containers ${status.containers.join(', ')}`);
   if (status.volumes.length > 0) parts.push(`volumes ${status.volumes.join(', ')}`);
+  const overrides = Object.entries(status.overrides ?? {});
+  if (overrides.length > 0) parts.push(`overrides ${overrides.map(([k, v]) => `${k}=${v}`).join(', ')}`);
   return parts.join('; ');
 }
 
@@ -147,7 +170,7 @@ function portsOf(container: unknown): string[] {
 /** Containers of one Pod share a network namespace: the same port in two of them cannot both bind. */
 function portWarnings(shape: PodShape, template: SidecarTemplate): string[] {
   const warnings: string[] = [];
-  for (const sidecar of template.containers) {
+  for (const sidecar of [...template.initContainers, ...template.containers]) {
     const sidecarPorts = new Set(portsOf(sidecar));
     for (const container of shape.containers ?? []) {
       const name = isPlainObject(container) ? String(container['name']) : '?';
@@ -161,17 +184,6 @@ function portWarnings(shape: PodShape, template: SidecarTemplate): string[] {
     }
   }
   return warnings;
-}
-
-function orderingWarnings(shape: PodShape, template: SidecarTemplate): string[] {
-  const existing = shape.initContainers?.length ?? 0;
-  if (existing === 0) return [];
-  return template.initContainers
-    .filter((c) => c.restartPolicy === 'Always')
-    .map(
-      (c) =>
-        `sidecar init container ${JSON.stringify(c.name)} is appended after the pod's ${existing} init container(s), which run without it`,
-    );
 }
 
 function alreadyInjectedByStatus(value: unknown, templateHash: string): SkipPlan {
@@ -226,6 +238,15 @@ function targetKey(t: PatchTarget): string {
   return `${+t.initContainers}${+t.containers}${+t.volumes}${t.metadata}`;
 }
 
+/** Inserts `items` before the list's first element, in their order (index i lands at i). */
+function prependOps(listPath: string, exists: boolean, items: readonly object[]): Operation[] {
+  if (items.length === 0) return [];
+  if (!exists) {
+    return [{ op: 'add', path: listPath, value: items.map((i) => structuredClone(i)) }];
+  }
+  return items.map((item, i) => ({ op: 'add', path: `${listPath}/${i}`, value: structuredClone(item) }));
+}
+
 function appendOps(listPath: string, exists: boolean, items: readonly object[]): Operation[] {
   if (items.length === 0) return [];
   if (!exists) {
@@ -237,7 +258,7 @@ function appendOps(listPath: string, exists: boolean, items: readonly object[]):
 /** The patch for one target, as fresh objects (nothing shared with the template). */
 function buildPatch(target: PatchTarget, template: SidecarTemplate, statusJson: string): Operation[] {
   const patch: Operation[] = [
-    ...appendOps(pointer('spec', 'initContainers'), target.initContainers, template.initContainers),
+    ...prependOps(pointer('spec', 'initContainers'), target.initContainers, template.initContainers),
     ...appendOps(pointer('spec', 'containers'), target.containers, template.containers),
     ...appendOps(pointer('spec', 'volumes'), target.volumes, template.volumes),
   ];
@@ -281,7 +302,7 @@ function validatePatch(patch: Operation[], target: PatchTarget): void {
   if (error) throw internalError(`${error.name}: ${error.message}`);
 }
 
-/** Where one add operation lands: its parent's segments, and whether the parent is a list (`/-`). */
+/** Where one add operation lands: its parent's segments, and whether the parent is a list (`/-`, `/0`). */
 interface AddTarget {
   path: string;
   parent: readonly string[];
@@ -296,7 +317,9 @@ function addTargetsOf(patch: readonly Operation[]): AddTarget[] {
       .split('/')
       .slice(1)
       .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
-    const list = segments.at(-1) === '-';
+    // Array indices appear only under spec's lists (annotation keys are never bare digits here).
+    const last = segments.at(-1) ?? '';
+    const list = last === '-' || (segments[0] === 'spec' && /^(0|[1-9][0-9]*)$/.test(last));
     const parent = segments.slice(0, -1);
     const key = `${list}${JSON.stringify(parent)}`;
     if (!seen.has(key)) seen.set(key, { path: op.path, parent, list });
@@ -425,21 +448,50 @@ function decide(
 }
 
 function injectionWarnings(shape: PodShape, template: SidecarTemplate): string[] {
-  return [...portWarnings(shape, template), ...orderingWarnings(shape, template)];
+  return portWarnings(shape, template);
+}
+
+/**
+ * The Pod's override annotations applied to the template's sidecar: the template to inject and
+ * the record to write. Without any override annotation, the template and record as they are.
+ */
+function overridden(
+  decision: Extract<Decision, { action: 'inject' }>,
+  template: SidecarTemplate,
+): { template: SidecarTemplate; status: InjectionStatus; statusJson: string; warnings: string[] } {
+  const { shape } = decision;
+  if (!hasOverrideAnnotations(shape.annotations)) {
+    return { template, status: decision.status, statusJson: decision.statusJson, warnings: [] };
+  }
+  const result = applyOverrides(shape.annotations, template, [
+    ...(shape.containers ?? []),
+    ...(shape.initContainers ?? []),
+  ]);
+  if (Object.keys(result.applied).length === 0) {
+    return { template, status: decision.status, statusJson: decision.statusJson, warnings: result.warnings };
+  }
+  const status: InjectionStatus = { ...decision.status, overrides: result.applied };
+  return {
+    template: result.template,
+    status,
+    statusJson: serializeStatus(status),
+    warnings: result.warnings,
+  };
 }
 
 export function planInjection(pod: V1Pod, template: SidecarTemplate, options: PlanOptions): InjectionPlan {
   const decision = decide(pod, template, options.templateHash, () => factsOf(template, options.templateHash));
   if (decision.action === 'skip') return decision;
+  const effective = overridden(decision, template);
   const target = targetOf(decision.shape);
-  const patch = buildPatch(target, template, decision.statusJson);
+  const patch = buildPatch(target, effective.template, effective.statusJson);
   validatePatch(patch, target);
   assertAddable(pod, addTargetsOf(patch));
   return {
     action: 'inject',
     patch,
-    status: decision.status,
-    warnings: injectionWarnings(decision.shape, template),
+    status: effective.status,
+    warnings: [...injectionWarnings(decision.shape, effective.template), ...effective.warnings],
   };
 }
 
@@ -478,6 +530,17 @@ export function planEncodedInjection(
   const { facts } = cache;
   const decision = decide(pod, template, options.templateHash, () => facts);
   if (decision.action === 'skip') return decision;
+  if (hasOverrideAnnotations(decision.shape.annotations)) {
+    // A Pod of its own: the patch depends on its annotations, so it is neither cached nor cached from.
+    const plan = planInjection(pod, template, options);
+    if (plan.action === 'skip') return plan;
+    return {
+      action: 'inject',
+      patchBase64: Buffer.from(JSON.stringify(plan.patch), 'utf8').toString('base64'),
+      status: plan.status,
+      warnings: plan.warnings,
+    };
+  }
   const target = targetOf(decision.shape);
   const key = targetKey(target);
   let encoded = cache.byTarget.get(key);

@@ -94,9 +94,9 @@ describe('parseTemplate: valid shapes', () => {
     assert.deepEqual(result.template, { containers: [], initContainers: [], volumes: [] });
     assert.ok(isEmptyTemplate(result.template));
   });
-  it('accepts initContainers with mounts of template volumes', () => {
+  it('accepts native sidecars (initContainers with restartPolicy Always) with mounts of template volumes', () => {
     const result = parseTemplate(
-      'initContainers:\n  - name: init-net\n    image: busybox\n    volumeMounts: [{name: scratch, mountPath: /s}]\nvolumes:\n  - name: scratch\n    emptyDir: {}\n',
+      'initContainers:\n  - name: init-net\n    image: busybox\n    restartPolicy: Always\n    volumeMounts: [{name: scratch, mountPath: /s}]\nvolumes:\n  - name: scratch\n    emptyDir: {}\n',
     );
     assert.ok(result.ok, result.ok ? '' : result.error);
     assert.equal(result.template.initContainers[0]?.name, 'init-net');
@@ -205,13 +205,28 @@ describe('parseTemplate: invalid templates', () => {
     ],
     ['init container without image', 'initContainers:\n  - name: init\n', 'initContainers[0]: missing image'],
     [
+      'a plain init container (no restartPolicy): it would keep every injected Pod in Init',
+      'initContainers:\n  - name: envoy\n    image: envoy:1\n',
+      /^initContainers\[0\]: restartPolicy: Always is required: a template's initContainers are native sidecars; a plain init container that does not exit \(a proxy\) would keep every injected Pod in Init$/,
+    ],
+    [
+      'an init container with restartPolicy OnFailure',
+      'initContainers:\n  - name: envoy\n    image: envoy:1\n    restartPolicy: OnFailure\n',
+      'initContainers[0]: restartPolicy must be Always (a native sidecar), got string "OnFailure"',
+    ],
+    [
+      'restartPolicy on a regular container',
+      'containers:\n  - name: envoy\n    image: envoy:1\n    restartPolicy: Always\n',
+      /^containers\[0\]: restartPolicy is only allowed on initContainers/,
+    ],
+    [
       'duplicate container names',
       'containers:\n  - name: envoy\n    image: a\n  - name: envoy\n    image: b\n',
       'containers[1]: duplicate container name "envoy" (also containers[0])',
     ],
     [
       'container and init container share a name',
-      'containers:\n  - name: envoy\n    image: a\ninitContainers:\n  - name: envoy\n    image: b\n',
+      'containers:\n  - name: envoy\n    image: a\ninitContainers:\n  - name: envoy\n    image: b\n    restartPolicy: Always\n',
       'initContainers[0]: duplicate container name "envoy" (also containers[0])',
     ],
     ['volume is a string', 'volumes: [conf]\n', 'volumes[0]: must be a mapping, got string "conf"'],

@@ -11,6 +11,12 @@
  * Mounts must refer to volumes defined in the template itself, not to volumes the target
  * Pod might have: the template is applied to Pods we have not seen yet, so anything else
  * would fail at admission time for some of them.
+ *
+ * `initContainers` must be native sidecars (`restartPolicy: Always`, Kubernetes 1.29+; the
+ * chart's floor is 1.31). A plain init container must exit before the next one starts: a proxy
+ * written there by mistake (the usual way to get one is to move a sidecar from `containers` and
+ * forget `restartPolicy`) never exits and keeps every injected Pod in `Init` for good, so such a
+ * template is refused. One-shot setup belongs in the application's own Pod spec.
  */
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Volume } from '@kubernetes/client-node';
@@ -139,14 +145,44 @@ function checkVolumes(items: Record<string, unknown>[]): Set<string> {
   return new Set(seen.keys());
 }
 
-function checkContainer(path: string, container: Record<string, unknown>, volumes: Set<string>): string {
+/** Native sidecars are init containers with restartPolicy Always; nothing else may set it. */
+function checkRestartPolicy(path: string, container: Record<string, unknown>, init: boolean): void {
+  const policy = container['restartPolicy'];
+  if (!init) {
+    if (policy !== undefined) {
+      fail(
+        `${path}: restartPolicy is only allowed on initContainers (a native sidecar is an initContainer with restartPolicy: Always)`,
+      );
+    }
+    return;
+  }
+  if (policy === 'Always') return;
+  if (policy === undefined) {
+    fail(
+      `${path}: restartPolicy: Always is required: a template's initContainers are native sidecars; a plain init container that does not exit (a proxy) would keep every injected Pod in Init`,
+    );
+  }
+  fail(`${path}: restartPolicy must be Always (a native sidecar), got ${describe(policy)}`);
+}
+
+function checkContainer(
+  path: string,
+  container: Record<string, unknown>,
+  volumes: Set<string>,
+  init = false,
+): string {
   const name = checkName(path, container['name']);
   const image = container['image'];
   if (image === undefined || image === null || image === '') fail(`${path}: missing image`);
   if (typeof image !== 'string') fail(`${path}: image must be a string, got ${describe(image)}`);
   if (image.trim() !== image) fail(`${path}: image must not have leading or trailing whitespace`);
   const mounts = container['volumeMounts'];
-  if (mounts === undefined) return name;
+  if (mounts !== undefined) checkMounts(path, mounts, volumes);
+  checkRestartPolicy(path, container, init);
+  return name;
+}
+
+function checkMounts(path: string, mounts: unknown, volumes: Set<string>): void {
   const mountPaths = new Map<string, number>();
   checkList(`${path}.volumeMounts`, mounts).forEach((mount, j) => {
     const mountPath = `${path}.volumeMounts[${j}]`;
@@ -163,7 +199,6 @@ function checkContainer(path: string, container: Record<string, unknown>, volume
     }
     mountPaths.set(at, j);
   });
-  return name;
 }
 
 function validate(root: unknown): SidecarTemplate {
@@ -188,7 +223,7 @@ function validate(root: unknown): SidecarTemplate {
   for (const key of ['containers', 'initContainers'] as const) {
     lists[key].forEach((container, i) => {
       const path = `${key}[${i}]`;
-      const name = checkContainer(path, container, volumeNames);
+      const name = checkContainer(path, container, volumeNames, key === 'initContainers');
       const first = names.get(name);
       if (first !== undefined)
         fail(`${path}: duplicate container name ${JSON.stringify(name)} (also ${first})`);

@@ -6,7 +6,7 @@
 // Inputs, all from the environment:
 //   NETMESH_TEST_NAMESPACE        namespace to dry-run the Pod in (labelled for injection)
 //   NETMESH_TEST_IMAGE            image of the dry-run Pod (never pulled: nothing is scheduled)
-//   NETMESH_EXPECTED_CONTAINERS   JSON array of the template's container names ([] = unknown)
+//   NETMESH_EXPECTED_CONTAINERS   JSON array of the template's container and init container names ([] = unknown)
 //   KUBERNETES_SERVICE_HOST/PORT  the apiserver, as the kubelet sets them
 //   NETMESH_TEST_SA_DIR           where token and ca.crt are (default: the mounted ServiceAccount)
 // Exit 0 when injected; 1 with the reason (and the apiserver's warnings) otherwise.
@@ -96,20 +96,24 @@ async function main() {
     throw new Error(`dry-run create of a Pod in ${namespace} failed with HTTP ${res.status}: ${message}`);
   }
   const created = res.json;
-  const containers = (created?.spec?.containers ?? []).map((c) => c.name);
+  // Native sidecars are init containers: look for the template's names in both lists.
+  const initContainers = (created?.spec?.initContainers ?? []).map((c) => c.name);
+  const containers = [...initContainers, ...(created?.spec?.containers ?? []).map((c) => c.name)];
+  const listed = `${initContainers.length > 0 ? `initContainers ${initContainers.join(', ')}; ` : ''}containers ${(created?.spec?.containers ?? []).map((c) => c.name).join(', ')}`;
   const status = created?.metadata?.annotations?.[STATUS_ANNOTATION];
   if (!status) {
     throw new Error(
-      `the Pod was admitted without the sidecar (no ${STATUS_ANNOTATION} annotation; containers: ${containers.join(', ')}). ` +
+      `the Pod was admitted without the sidecar (no ${STATUS_ANNOTATION} annotation; ${listed}). ` +
         'Check that netmesh is Ready, its webhook configuration has a caBundle, and the warnings above.',
     );
   }
-  const injected = JSON.parse(status).containers ?? [];
+  const record = JSON.parse(status);
+  const injected = [...(record.initContainers ?? []), ...(record.containers ?? [])];
   const missing = [...new Set([...injected, ...expected])].filter((name) => !containers.includes(name));
   if (missing.length > 0) {
-    throw new Error(`containers missing from the injected Pod: ${missing.join(', ')} (has ${containers.join(', ')})`);
+    throw new Error(`containers missing from the injected Pod: ${missing.join(', ')} (has ${listed})`);
   }
-  console.log(`ok: a Pod created in ${namespace} would be injected; containers: ${containers.join(', ')}`);
+  console.log(`ok: a Pod created in ${namespace} would be injected; ${listed}`);
 }
 
 main().catch((err) => {

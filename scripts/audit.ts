@@ -10,6 +10,7 @@ const TEST_ONLY = [
   'typescript',
   '@biomejs/biome',
   '@aws-cdk/lambda-layer-kubectl-v34',
+  'fast-check',
   'node',
 ];
 

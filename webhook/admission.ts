@@ -57,7 +57,97 @@ export type ParsedReview =
   | { ok: true; apiVersion: string; kind: string; request: AdmissionRequest }
   | { ok: false; reason: string };
 
-/** Checks the parts we rely on; anything else in the request is passed along untouched. */
+type FieldType = 'string' | 'boolean' | 'object' | 'gvk' | 'gvr' | 'userInfo';
+
+/**
+ * The types admission.k8s.io/v1 AdmissionRequest gives its fields. The apiserver never sends
+ * anything else; a body that does is not an AdmissionReview, and answering it as one (a
+ * `String([...])` operation in a log line, a number for a name) would only hide the caller's
+ * bug. This is what decoding into the Go struct does in controller-runtime (a 400), checked by
+ * hand because the handler reads the body with one JSON.parse and no schema library on the
+ * admission path. null stands for an absent field, as in Go; unknown fields are ignored.
+ */
+const REQUEST_FIELDS: Record<string, FieldType> = {
+  kind: 'gvk',
+  resource: 'gvr',
+  subResource: 'string',
+  requestKind: 'gvk',
+  requestResource: 'gvr',
+  requestSubResource: 'string',
+  name: 'string',
+  namespace: 'string',
+  operation: 'string',
+  userInfo: 'userInfo',
+  object: 'object',
+  oldObject: 'object',
+  dryRun: 'boolean',
+  options: 'object',
+};
+
+function typeName(value: unknown): string {
+  return Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`;
+}
+
+function wrongStrings(
+  value: Record<string, unknown>,
+  keys: readonly string[],
+  path: string,
+): string | undefined {
+  for (const key of keys) {
+    const v = value[key];
+    if (v !== undefined && v !== null && typeof v !== 'string') {
+      return `${path}.${key} must be a string, got ${typeName(v)}`;
+    }
+  }
+  return undefined;
+}
+
+function wrongFieldType(request: Record<string, unknown>): string | undefined {
+  for (const [field, type] of Object.entries(REQUEST_FIELDS)) {
+    const value = request[field];
+    if (value === undefined || value === null) continue;
+    const path = `request.${field}`;
+    if (type === 'string' || type === 'boolean') {
+      if (typeof value !== type) return `${path} must be a ${type}, got ${typeName(value)}`;
+      continue;
+    }
+    if (!isPlainObject(value)) return `${path} must be an object, got ${typeName(value)}`;
+    const inner =
+      type === 'gvk'
+        ? wrongStrings(value, ['group', 'version', 'kind'], path)
+        : type === 'gvr'
+          ? wrongStrings(value, ['group', 'version', 'resource'], path)
+          : type === 'userInfo'
+            ? wrongUserInfo(value, path)
+            : undefined;
+    if (inner !== undefined) return inner;
+  }
+  return undefined;
+}
+
+function wrongUserInfo(info: Record<string, unknown>, path: string): string | undefined {
+  const strings = wrongStrings(info, ['username', 'uid'], path);
+  if (strings !== undefined) return strings;
+  const groups = info['groups'];
+  if (groups !== undefined && groups !== null) {
+    if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string')) {
+      return `${path}.groups must be a list of strings`;
+    }
+  }
+  const extra = info['extra'];
+  if (extra !== undefined && extra !== null) {
+    const lists = isPlainObject(extra) ? Object.values(extra) : undefined;
+    if (
+      lists === undefined ||
+      lists.some((l) => l !== null && (!Array.isArray(l) || l.some((v) => typeof v !== 'string')))
+    ) {
+      return `${path}.extra must map names to lists of strings`;
+    }
+  }
+  return undefined;
+}
+
+/** Checks the parts we rely on and the types of the rest; unknown fields are passed along untouched. */
 export function parseAdmissionReview(body: unknown): ParsedReview {
   if (!isPlainObject(body)) return { ok: false, reason: 'body is not a JSON object' };
   if (body['kind'] !== ADMISSION_KIND) {
@@ -74,9 +164,14 @@ export function parseAdmissionReview(body: unknown): ParsedReview {
   }
   const request = body['request'];
   if (!isPlainObject(request)) return { ok: false, reason: 'AdmissionReview has no request' };
-  if (typeof request['uid'] !== 'string' || request['uid'] === '') {
+  const uid = request['uid'];
+  if (uid === undefined || uid === null || uid === '') {
     return { ok: false, reason: 'AdmissionReview request has no uid' };
   }
+  if (typeof uid !== 'string')
+    return { ok: false, reason: `request.uid must be a string, got ${typeName(uid)}` };
+  const wrong = wrongFieldType(request);
+  if (wrong !== undefined) return { ok: false, reason: wrong };
   return {
     ok: true,
     apiVersion: ADMISSION_API_VERSION,

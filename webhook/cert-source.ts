@@ -392,6 +392,10 @@ export class SecretCertSource implements CertSource {
       if (w.fromCa !== state.current.ca.certPem) w.resolve();
       else this.#rotationWaiters.push(w);
     }
+    // A request is done once the CA it asked to replace is gone, whoever staged the new one:
+    // a replica that lost the race to stage (or asked while a rotation was under way) would
+    // otherwise keep its flag and rotate a second time after the overlap window.
+    if (this.#rotationWaiters.length === 0) this.#forceRotate = false;
   }
 }
 

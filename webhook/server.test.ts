@@ -1,6 +1,7 @@
 // The admission endpoint over real HTTPS on 127.0.0.1:0 with a throwaway CA; no cluster.
 import assert from 'node:assert/strict';
 import { Agent, request as httpsRequest } from 'node:https';
+import { createConnection } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { connect } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -213,7 +214,6 @@ describe('admission server', () => {
       { metadata: 'x', spec: {} },
       { metadata: { annotations: [1, 2] }, spec: { containers: [] } },
       null,
-      42,
       { metadata: { labels: null }, spec: { containers: [null, 7, { name: 5 }], volumes: {} } },
     ]) {
       const reply = await call(server.port, { body: review(object) });
@@ -343,6 +343,43 @@ describe('admission server', () => {
     assert.match(reply.text, /content encoding "gzip" unsupported/);
   });
 
+  test('a content type other than application/json is a 415 naming it', async () => {
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/yaml']) {
+      const reply = await call(server.port, { body: review(coursePod()), headers: { 'content-type': type } });
+      assert.equal(reply.status, 415, type);
+      assert.equal(reply.text, `content type "${type}" unsupported: send application/json\n`);
+    }
+    const charset = await call(server.port, {
+      body: review(coursePod()),
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
+    assert.equal(charset.status, 200, 'parameters of application/json are fine');
+  });
+
+  test('a request field of the wrong type is a 400 naming the field', async () => {
+    const cases: [Partial<AdmissionRequest> | Record<string, unknown>, RegExp][] = [
+      [{ uid: 7 }, /^request\.uid must be a string, got a number$/],
+      [{ operation: ['CREATE'] }, /^request\.operation must be a string, got an array$/],
+      [{ object: 'pod' }, /^request\.object must be an object, got a string$/],
+      [{ object: 42 }, /^request\.object must be an object, got a number$/],
+      [{ kind: { group: '', version: 1, kind: 'Pod' } }, /^request\.kind\.version must be a string/],
+      [{ dryRun: 'false' }, /^request\.dryRun must be a boolean, got a string$/],
+      [
+        { userInfo: { username: 'u', groups: 'system:masters' } },
+        /^request\.userInfo\.groups must be a list/,
+      ],
+    ];
+    for (const [extra, reason] of cases) {
+      const reply = await call(server.port, {
+        body: review(coursePod(), extra as Partial<AdmissionRequest>),
+      });
+      assert.equal(reply.status, 400, JSON.stringify(extra));
+      assert.match(reply.text.trimEnd(), reason);
+    }
+    const nulls = await call(server.port, { body: review(coursePod(), { oldObject: null, options: null }) });
+    assert.equal(nulls.status, 200, 'null stands for an absent field');
+  });
+
   test("the apiserver's ?timeout= query string is accepted", async () => {
     const reply = await call(server.port, { path: '/mutate?timeout=10s', body: review(coursePod()) });
     assert.equal(reply.status, 200);
@@ -470,6 +507,37 @@ test('a client that never finishes its headers is cut off', async () => {
     });
     assert.match(reply, /^HTTP\/1\.1 408/);
     assert.ok(Date.now() - started < 3000, 'closed within the timeout and one sweep');
+  } finally {
+    await server.close();
+  }
+});
+
+test('a TLS client that sends its hello (or nothing) and goes quiet is cut off', async () => {
+  const server = await startAdmissionServer({
+    host: '127.0.0.1',
+    port: 0,
+    tls: serving,
+    logger: silent,
+    metrics: createWebhookMetrics(),
+    headersTimeoutMs: 300,
+    requestTimeoutMs: 500,
+    review: async () => {
+      throw new Error('not reached');
+    },
+  });
+  try {
+    const started = Date.now();
+    // A raw TCP socket: the handshake never completes, so the HTTP timeouts do not apply yet.
+    const closed = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ host: '127.0.0.1', port: server.port }, () => {
+        socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00]));
+      });
+      socket.on('close', () => resolve(true));
+      socket.on('error', () => undefined);
+      socket.resume();
+    });
+    assert.ok(closed);
+    assert.ok(Date.now() - started < 3000, `closed after ${Date.now() - started} ms, not tls's 120 s`);
   } finally {
     await server.close();
   }

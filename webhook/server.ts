@@ -4,7 +4,8 @@
  *
  * Status codes are for callers that are not the apiserver (or a broken one): 400 for a body
  * that is not an AdmissionReview, 404 for another path, 405 for another method, 413 over the
- * size limit, 415 for a compressed body (the apiserver never compresses). Any review that
+ * size limit, 415 for a compressed body (the apiserver never compresses) or a content type other
+ * than application/json. Any review that
  * parses gets 200 and `allowed: true`; see admission.ts.
  *
  * express routes the requests (404, 405, its error handler for anything thrown). The `/mutate`
@@ -204,8 +205,22 @@ export function createAdmissionApp(opts: AdmissionAppOptions): Express {
     }
   };
 
-  const mutate = (req: IncomingMessage, res: ServerResponse): void => {
+  const mutate = (req: Request, res: Response): void => {
     const started = process.hrtime.bigint();
+    // The apiserver always sends application/json; anything else (a form, YAML, text) is a
+    // caller's mistake worth naming rather than a JSON syntax error. A request without a body
+    // (is() gives null) goes on to the empty-body 400.
+    if (req.is('application/json') === false) {
+      req.resume();
+      invalid(
+        opts,
+        res,
+        started,
+        415,
+        `content type ${JSON.stringify(req.headers['content-type'] ?? '')} unsupported: send application/json`,
+      );
+      return;
+    }
     readBody(req, limit, (result) => {
       if (!result.ok) {
         invalid(opts, res, started, result.status, result.reason);
@@ -283,6 +298,9 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
       ...secureOptions(opts.tls),
       // Node enforces the two timeouts below only when it sweeps connections (30 s by default).
       connectionsCheckingInterval: Math.min(1000, headersTimeout),
+      // Those two only start once the TLS handshake is done: a client that sends its hello (or
+      // nothing) and then goes quiet would otherwise hold a socket for tls's default 120 s.
+      handshakeTimeout: headersTimeout,
     },
     app,
   );
@@ -302,8 +320,11 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
         : err.code === 'HPE_HEADER_OVERFLOW'
           ? '431 Request Header Fields Too Large'
           : '400 Bad Request';
-    // With a response already under way on the socket, a status line would corrupt it.
-    if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
+    // With a response already under way on the socket, a status line would corrupt it. An
+    // error that is not the HTTP parser's (a TLS handshake timeout also lands here) has no
+    // HTTP to answer: end() would wait behind the unfinished handshake for ever.
+    const http = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code?.startsWith('HPE_') === true;
+    if (http && socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     } else {
       socket.destroy();

@@ -235,6 +235,75 @@ describe('certificate rotation', () => {
     assert.deepEqual(Object.keys(secret.data ?? {}).sort(), ['ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
   });
 
+  test('a forced early rotation asked of both replicas at once, under load: one rotation, zero failed admissions', async (t) => {
+    const { appNs, base } = await setup('forced');
+    const [portA, portB] = [await freePort(), await freePort()];
+    const lb = await startBalancer([portA, portB]);
+    cleanups.push(() => lb.close());
+    const timings = { resyncMs: 500, propagationMs: 1500, overlapMs: 3000 };
+    // A year of validity: nothing is due, the rotation happens only because it is asked for.
+    const [a, b] = await Promise.all([
+      startWebhook({
+        ...base,
+        listen: `127.0.0.1:${portA}`,
+        registerUrl: `https://127.0.0.1:${lb.port}/mutate`,
+        certTimings: timings,
+      }),
+      startWebhook({ ...base, listen: `127.0.0.1:${portB}`, certTimings: timings }),
+    ]);
+    cleanups.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    await waitUntilInjecting(h, appNs);
+    const caOf = async (): Promise<string> => {
+      const secret = await h.core.readNamespacedSecret({
+        namespace: base.namespace,
+        name: 'netmesh-webhook-tls',
+      });
+      return Buffer.from(secret.data?.['ca.crt'] ?? '', 'base64').toString('utf8');
+    };
+    // Every CA the Secret ever holds as current, polled throughout.
+    const cas = [await caOf()];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const ca = await caOf().catch(() => cas.at(-1)!);
+        if (ca !== cas.at(-1)) cas.push(ca);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    const load = startLoad(h, appNs);
+    cleanups.push(async () => void (await load.stop()));
+    await new Promise((r) => setTimeout(r, 1000));
+    const asked = Date.now();
+    await Promise.all([a.rotateNow(), b.rotateNow()]);
+    const rotatedMs = Date.now() - asked;
+    await eventually('both replicas on the new certificate', async () => {
+      return a.servingCertificate().certPem === b.servingCertificate().certPem && cas.length >= 2;
+    });
+    // Past the overlap window and a few resyncs: time for any leftover request to show.
+    await new Promise((r) => setTimeout(r, timings.overlapMs + 6 * timings.resyncMs + 2000));
+    watching = false;
+    await watcher;
+    const result = await load.stop();
+    t.diagnostic(
+      `forced rotation done in ${rotatedMs} ms; ${result.total} Pod creates, ${result.failures.length} failed; ${cas.length - 1} rotation(s)`,
+    );
+    console.log(
+      `# forced early rotation (both replicas asked): ${rotatedMs} ms, ${result.total} dry-run Pod creates during it, ${result.failures.length} failed, ${result.notInjected} without sidecar, ${cas.length - 1} rotation(s)`,
+    );
+    assert.equal(cas.length, 2, 'one request (made twice) is one rotation, not one per replica');
+    assert.deepEqual(
+      ours(result.failures, `127.0.0.1:${lb.port}`, (m) => t.diagnostic(m)),
+      [],
+      'no Pod create failed during the rotation',
+    );
+    assert.equal(result.notInjected, 0);
+    assert.ok(result.total > 30, `enough traffic to mean something (${result.total} creates)`);
+    assert.equal(splitPemBundle(a.caBundle()!).length, 1, 'the old CA left the bundle');
+  });
+
   test('a short validity rotates by itself, without losing requests', async (t) => {
     const { appNs, base } = await setup('short');
     const port = await freePort();

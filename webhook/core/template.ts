@@ -258,16 +258,36 @@ export function isEmptyTemplate(template: SidecarTemplate): boolean {
   );
 }
 
+/**
+ * A sidecar template is a few kilobytes (the course's is one). The yaml library takes about a
+ * second per 100 KiB on a busy 2-core machine, all of it on the webhook's event loop, where
+ * admission requests wait: a 1 MiB ConfigMap would stall injection for ten seconds, longer
+ * than the apiserver's webhook timeout. Larger templates are refused with this reason.
+ */
+export const MAX_TEMPLATE_BYTES = 64 * 1024;
+
 export function parseTemplate(text: string): ParseTemplateResult {
+  if (typeof text !== 'string') return { ok: false, error: `template must be text, got ${describe(text)}` };
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_TEMPLATE_BYTES) {
+    return { ok: false, error: `template is ${bytes} bytes, over the limit of ${MAX_TEMPLATE_BYTES}` };
+  }
   const doc = parseDocument(text);
   const yamlError = doc.errors[0];
   if (yamlError) {
     // The yaml library appends a multi-line source excerpt; the first line already says where.
     return { ok: false, error: `invalid YAML: ${yamlError.message.split('\n')[0]}` };
   }
+  let root: unknown;
+  try {
+    // Resolving aliases throws (an unknown anchor, or an alias bomb past the library's limit).
+    root = doc.toJS();
+  } catch (error) {
+    return { ok: false, error: `invalid YAML: ${String((error as Error)?.message ?? error).split('\n')[0]}` };
+  }
   let template: SidecarTemplate;
   try {
-    template = validate(doc.toJS());
+    template = validate(root);
   } catch (error) {
     if (error instanceof TemplateError) return { ok: false, error: error.message };
     throw error;

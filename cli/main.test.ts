@@ -146,6 +146,17 @@ describe('netmesh CLI', () => {
     const check = netmesh('check', '--kubeconfig', path);
     assert.equal(check.status, 1);
     assert.match(check.stdout, new RegExp(`✖ cluster: connection refused at ${server}`));
+    // inject reading the cluster's template: the same cause, not `fetch failed`.
+    const pod = join(bin, '..', '..', 'examples', 'seed-myapp-pod.yaml');
+    const inject = netmesh('inject', '--kubeconfig', path, '-f', pod);
+    assert.equal(inject.status, 1);
+    assert.match(
+      inject.stderr,
+      new RegExp(
+        `^netmesh: cannot read ConfigMap netmesh-system/envoy-initializer: connection refused at ${server}: is the cluster running`,
+      ),
+    );
+    assert.doesNotMatch(inject.stderr, /fetch failed|\n\s+at /);
   });
 
   test('version and completion', () => {

@@ -149,7 +149,11 @@ async function installNetmesh(d: Demo, image: string | undefined): Promise<() =>
     d.ui.show(
       `netmesh Ready in-cluster ${r.readySeconds.toFixed(1)} s after helm install (2 replicas, one leader)`,
     );
-    return async () => uninstallChart(d.kubeconfig, 'netmesh', SYSTEM_NS);
+    // A cluster the demo started goes as a whole: Ctrl-C has already stopped its apiserver
+    // (cluster/processes.ts tears the cluster down on SIGINT), so `helm uninstall` could only fail.
+    return async () => {
+      if (!d.cluster.owned) uninstallChart(d.kubeconfig, 'netmesh', SYSTEM_NS);
+    };
   }
   return installHostRun(d);
 }

@@ -1,7 +1,9 @@
 // What this netmesh is: its version, the commit it was built from, and the runtimes under it.
 // The image records the commit at build time (build-info.json, written by deploy/image/rootfs.ts);
-// a source checkout reads it from .git without running git.
+// a source checkout (or a linked worktree of one) reads it from .git without running git.
 import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface BuildInfo {
   version: string;
@@ -18,21 +20,34 @@ function readJson<T>(url: URL): T | undefined {
   }
 }
 
-function commitFromGit(root: URL): string | undefined {
+/**
+ * The commit HEAD points at, from the files of a git checkout (`read` returns a file's text, or
+ * undefined when it cannot). A linked worktree (`git worktree add`) has a `.git` file naming its
+ * own git dir, whose `commondir` holds the refs shared with the main checkout.
+ */
+export function commitFromGitFiles(
+  dotGit: string,
+  read: (path: string) => string | undefined,
+): string | undefined {
+  const pointer = /^gitdir: (.+)$/m.exec(read(dotGit) ?? '')?.[1]?.trim();
+  const gitDir = pointer ? resolve(dirname(dotGit), pointer) : dotGit;
+  const common = read(join(gitDir, 'commondir'))?.trim();
+  const commonDir = common ? resolve(gitDir, common) : gitDir;
+  const head = read(join(gitDir, 'HEAD'))?.trim();
+  if (!head) return undefined;
+  const ref = /^ref: (.+)$/.exec(head)?.[1];
+  if (!ref) return /^[0-9a-f]{40}$/.test(head) ? head.slice(0, 12) : undefined;
+  const loose = read(join(commonDir, ref))?.trim() ?? read(join(gitDir, ref))?.trim();
+  if (loose) return loose.slice(0, 12);
+  const escaped = ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^([0-9a-f]{40}) ${escaped}$`, 'm')
+    .exec(read(join(commonDir, 'packed-refs')) ?? '')?.[1]
+    ?.slice(0, 12);
+}
+
+function readText(path: string): string | undefined {
   try {
-    const head = readFileSync(new URL('.git/HEAD', root), 'utf8').trim();
-    const ref = /^ref: (.+)$/.exec(head)?.[1];
-    if (!ref) return head.slice(0, 12);
-    try {
-      return readFileSync(new URL(`.git/${ref}`, root), 'utf8')
-        .trim()
-        .slice(0, 12);
-    } catch {
-      const packed = readFileSync(new URL('.git/packed-refs', root), 'utf8');
-      return new RegExp(`^([0-9a-f]{40}) ${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm')
-        .exec(packed)?.[1]
-        ?.slice(0, 12);
-    }
+    return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
@@ -50,7 +65,7 @@ export function buildInfo(): BuildInfo {
       ?.version ?? 'unknown';
   cached = {
     version: stamped?.version ?? pkg?.version ?? 'unknown',
-    commit: stamped?.commit ?? commitFromGit(root) ?? 'unknown',
+    commit: stamped?.commit ?? commitFromGitFiles(join(fileURLToPath(root), '.git'), readText) ?? 'unknown',
     node: process.versions.node,
     kubernetesClient: client,
   };

@@ -55,7 +55,9 @@ export async function templateFromCluster(
         'pass --template <file>, or --namespace where the template lives',
       );
     }
-    throw new UserFacingError(`cannot read ConfigMap ${namespace}/${name}: ${(err as Error).message}`);
+    // Unchanged, so the caller can say what failed underneath (connection refused at ..., which
+    // certificate): `fetch failed` alone tells a user nothing.
+    throw err;
   }
   const config = configMap.data?.[TEMPLATE_CONFIGMAP_KEY];
   if (config === undefined) {

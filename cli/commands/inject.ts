@@ -14,7 +14,7 @@ import {
   type ManifestResult,
 } from '../../webhook/core/workloads.ts';
 import { parseLabelList, templateFromCluster, templateFromText } from '../../webhook/template-input.ts';
-import { connect } from '../cluster.ts';
+import { connect, kubeFailure } from '../cluster.ts';
 import { type FlagSpec, kubeFlags, manifestFlags, parseFlags } from '../flags.ts';
 import { isList, jsonIndent, type ManifestSource, parseJson, readManifestSources } from '../manifests.ts';
 
@@ -109,7 +109,8 @@ export async function loadTemplate(
         'pass --template <file>, or --netmesh-namespace where netmesh is installed',
       );
     }
-    throw err;
+    if (err instanceof UserFacingError) throw err;
+    throw kubeFailure(err, `read ConfigMap ${ns}/${name}`);
   });
   return { ...loaded, where: `ConfigMap ${ns}/${name}`, namespace: cluster.namespace };
 }

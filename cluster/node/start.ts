@@ -39,6 +39,7 @@ import {
 } from './config.ts';
 import {
   cgroupMounts,
+  FIXED_DIRS,
   isAlive,
   NETNS_DIRS,
   type NodeState,
@@ -145,6 +146,7 @@ export function prepareNodeHost(bins: ClusterBinaries, log: (s: string) => void)
       netnsDir: existsSync(NETNS_DIRS[0]!),
       varLibCni: existsSync('/var/lib/cni'),
       varLogContainers: existsSync('/var/log/containers'),
+      fixedDirs: FIXED_DIRS.filter((d) => existsSync(d)),
     },
   };
   const save = (): void => writeFileSync(paths.stateFile, JSON.stringify(state, null, 2), { mode: 0o600 });

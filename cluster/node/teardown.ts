@@ -27,12 +27,31 @@ export interface NodeState {
   paths: NodePaths;
   /** Values of the sysctls the node may change, as found. */
   sysctls: Record<string, string>;
-  preexisting: { netns: string[]; netnsDir: boolean; varLibCni: boolean; varLogContainers: boolean };
+  preexisting: {
+    netns: string[];
+    netnsDir: boolean;
+    varLibCni: boolean;
+    varLogContainers: boolean;
+    /** Which of FIXED_DIRS existed (absent in state files of older versions: leave them all). */
+    fixedDirs?: string[];
+  };
 }
 
 export const NETNS_DIRS = ['/run/netns', '/var/run/netns'];
 const CNI_CACHE = '/var/lib/cni';
 const CONTAINER_LOG_LINKS = '/var/log/containers';
+/**
+ * Directories the kubelet and containerd 1.6 create whatever their root and state flags say:
+ * the kubelet's device-plugin socket directory (fixed by the device plugin API) and the shims'
+ * socket directory (containerd's compiled-in state dir). Parents before children.
+ */
+export const FIXED_DIRS = [
+  '/var/lib/kubelet',
+  '/var/lib/kubelet/device-plugins',
+  '/run/containerd',
+  '/run/containerd/s',
+];
+const KUBELET_REGISTRATION_SOCKET = '/var/lib/kubelet/device-plugins/kubelet.sock';
 
 export function readNodeState(stateFile: string): NodeState | undefined {
   try {
@@ -294,6 +313,28 @@ function removeFiles(state: NodeState): void {
   else removeCniCacheEntries();
   rmSync(state.paths.run, { recursive: true, force: true });
   rmSync(state.paths.root, { recursive: true, force: true });
+  removeFixedDirs(state.preexisting.fixedDirs);
+}
+
+/**
+ * The kubelet's registration socket (one kubelet per machine: with the node stopped it is ours
+ * and dead), then the fixed directories the node created, if nothing else has put files there.
+ */
+function removeFixedDirs(preexisting: string[] | undefined): void {
+  if (!preexisting) return;
+  try {
+    if (lstatSync(KUBELET_REGISTRATION_SOCKET).isSocket()) unlinkSync(KUBELET_REGISTRATION_SOCKET);
+  } catch {
+    // absent
+  }
+  for (const dir of [...FIXED_DIRS].reverse()) {
+    if (preexisting.includes(dir)) continue;
+    try {
+      if (readdirSync(dir).length === 0) rmdirSync(dir);
+    } catch {
+      // absent
+    }
+  }
 }
 
 /** Tears the node down; safe to call any number of times, with the node half-started or gone. */
@@ -358,9 +399,14 @@ export function hostFingerprint(): Record<string, string[]> {
       ),
     ),
     netns: NETNS_DIRS.flatMap((d) => ls(d).map((n) => join(d, n))),
-    dirs: ['/var/lib/netmesh-node', '/run/netmesh-node', CNI_CACHE, CONTAINER_LOG_LINKS].filter((d) =>
-      existsSync(d),
-    ),
+    dirs: [
+      '/var/lib/netmesh-node',
+      '/run/netmesh-node',
+      CNI_CACHE,
+      CONTAINER_LOG_LINKS,
+      ...FIXED_DIRS,
+      KUBELET_REGISTRATION_SOCKET,
+    ].filter((d) => existsSync(d)),
     sysctls: [
       'net.ipv4.ip_forward',
       'net.bridge.bridge-nf-call-iptables',

@@ -1,6 +1,7 @@
 /**
- * The names users see (MISSION.md, "The contract users see"). Kept in one place so the
- * webhook, the offline injector, the chart and the docs cannot drift apart.
+ * The names users see (README.md, "Sidecar injection" and "Writing a sidecar template").
+ * Kept in one place so the webhook, the offline injector, the chart and the docs cannot drift
+ * apart.
  */
 
 /** Namespace label that opts every Pod of the namespace in. */

@@ -108,6 +108,10 @@ rules:
     namespaces: ["kube-node-lease"]
   - level: Metadata
     verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  # Who watches namespaces: tests count a process's watches (one shared informer per process).
+  - level: Metadata
+    verbs: ["watch"]
+    resources: [{ group: "", resources: ["namespaces"] }]
   - level: None
 `;
 

@@ -32,7 +32,7 @@ describe('bash completion', () => {
     assert.deepEqual(complete(['netmesh', 'run', '--log-level', 'd']), ['debug']);
     assert.deepEqual(complete(['netmesh', 'check', '-o', '']), ['text', 'json']);
     assert.deepEqual(complete(['netmesh', 'run', '--log-level', '=', 'w']), ['warn']);
-    assert.deepEqual(complete(['netmesh', 'operator', '--namespace', '']), []);
+    assert.deepEqual(complete(['netmesh', 'operator', '--netmesh-namespace', '']), []);
     assert.deepEqual(complete(['netmesh', 'completion', '']), ['bash', 'zsh']);
     assert.deepEqual(complete(['netmesh', 'explain', 'dep']), ['deploy/']);
   });

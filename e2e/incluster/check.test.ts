@@ -52,7 +52,7 @@ describe('netmesh check against the in-cluster installation on a real node', () 
       'check',
       '--kubeconfig',
       h.cluster.kubeconfigPath,
-      '-n',
+      '--netmesh-namespace',
       r.namespace,
       '--release',
       r.release,

@@ -272,7 +272,7 @@ export async function runOperatorBench(opts: {
     const startOperator = async (): Promise<NetmeshProcess> => {
       const p = await startNetmesh(
         'operator',
-        ['--kubeconfig', c.identity, '--namespace', SYSTEM_NS, '--lease-name', 'netmesh-operator'],
+        ['--kubeconfig', c.identity, '--netmesh-namespace', SYSTEM_NS, '--lease-name', 'netmesh-operator'],
         { NETMESH_LOG_LEVEL: 'warn', NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}` },
       );
       await p.waitReady(120_000);

@@ -6,6 +6,7 @@ import {
   leaseVerdict,
   operatorReadiness,
   parseReadyz,
+  podNamespaceVerdict,
   readyEndpoints,
   renderChecks,
   requiredPermissions,
@@ -180,5 +181,37 @@ describe('renderChecks', () => {
         '3 checks: 1 passed, 1 failed, 0 warnings, 1 skipped',
       ].join('\n'),
     );
+  });
+});
+
+describe('podNamespaceVerdict (check -n)', () => {
+  const opts = { netmeshNamespace: 'mesh', excludedByConfig: ['legacy'] };
+  const enabled = { 'netmesh.io/injection': 'enabled' };
+  test('a labelled namespace is looked at', () => {
+    assert.equal(podNamespaceVerdict('shop', enabled, opts), undefined);
+  });
+  test('a namespace that does not exist fails', () => {
+    assert.deepEqual(podNamespaceVerdict('shpo', undefined, opts), {
+      status: 'fail',
+      message: 'namespace shpo not found',
+      hint: 'check -n/--namespace',
+    });
+  });
+  test('a namespace never injected, or not labelled, is skipped and says why', () => {
+    assert.match(
+      podNamespaceVerdict('kube-system', enabled, opts)!.message,
+      /never injected \(a system namespace\)/,
+    );
+    assert.match(
+      podNamespaceVerdict('mesh', enabled, opts)!.message,
+      /the namespace netmesh is installed in/,
+    );
+    assert.match(
+      podNamespaceVerdict('legacy', enabled, opts)!.message,
+      /excluded by the webhook configuration/,
+    );
+    const unlabelled = podNamespaceVerdict('shop', { 'netmesh.io/injection': 'disabled' }, opts)!;
+    assert.equal(unlabelled.status, 'skip');
+    assert.match(unlabelled.hint!, /kubectl label namespace shop netmesh.io\/injection=enabled/);
   });
 });

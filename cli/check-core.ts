@@ -2,7 +2,14 @@
 // certificate or a list of Pods means for the installation, and how results are printed.
 // Pure (time is a parameter), so every verdict is unit-tested without a cluster.
 import type { V1Lease, V1Pod, V1ResourceAttributes } from '@kubernetes/client-node';
-import { MIRROR_POD_ANNOTATION, POD_INJECT_LABEL, STATUS_ANNOTATION } from '../webhook/core/contract.ts';
+import {
+  MIRROR_POD_ANNOTATION,
+  NAMESPACE_INJECTION_ENABLED,
+  NAMESPACE_INJECTION_LABEL,
+  POD_INJECT_LABEL,
+  STATUS_ANNOTATION,
+  SYSTEM_NAMESPACES,
+} from '../webhook/core/contract.ts';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn' | 'skip';
 
@@ -194,6 +201,37 @@ export function uninjectedPods(pods: readonly V1Pod[]): V1Pod[] {
     if (p.metadata?.deletionTimestamp) return false;
     return true;
   });
+}
+
+/**
+ * `netmesh check -n NS`: undefined when NS's Pods are to be looked at, else the verdict saying
+ * why they are not expected to have the sidecar. labels undefined: the namespace does not
+ * exist, a failure (most likely a typo in -n).
+ */
+export function podNamespaceVerdict(
+  ns: string,
+  labels: Readonly<Record<string, string>> | undefined,
+  opts: { netmeshNamespace: string; excludedByConfig: readonly string[] },
+): Omit<CheckResult, 'name'> | undefined {
+  if (labels === undefined) {
+    return { status: 'fail', message: `namespace ${ns} not found`, hint: 'check -n/--namespace' };
+  }
+  const why = SYSTEM_NAMESPACES.includes(ns)
+    ? 'a system namespace'
+    : ns === opts.netmeshNamespace
+      ? 'the namespace netmesh is installed in'
+      : opts.excludedByConfig.includes(ns)
+        ? 'excluded by the webhook configuration'
+        : undefined;
+  if (why) return { status: 'skip', message: `namespace ${ns} is never injected (${why})` };
+  if (labels[NAMESPACE_INJECTION_LABEL] !== NAMESPACE_INJECTION_ENABLED) {
+    return {
+      status: 'skip',
+      message: `namespace ${ns} is not labelled ${NAMESPACE_INJECTION_LABEL}=${NAMESPACE_INJECTION_ENABLED}: its Pods are not injected`,
+      hint: `to inject its new Pods: kubectl label namespace ${ns} ${NAMESPACE_INJECTION_LABEL}=${NAMESPACE_INJECTION_ENABLED}`,
+    };
+  }
+  return undefined;
 }
 
 /** "deploy/web" for a Pod of a ReplicaSet of a Deployment (by naming), else its owner kind/name. */

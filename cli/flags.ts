@@ -2,6 +2,7 @@
 // every flag can also be set as NETMESH_<FLAG> (documented in --help and the README).
 import { parseArgs } from 'node:util';
 import { DurationError, parseDuration } from '../lib/duration.ts';
+import { DEFAULT_WEBHOOK_NAMESPACE } from '../webhook/core/contract.ts';
 
 export interface FlagSpec {
   type: 'string' | 'boolean';
@@ -15,6 +16,17 @@ export interface FlagSpec {
   values?: readonly string[];
   /** What shell completion offers for the value: files, directories, or nothing in particular. */
   complete?: 'file' | 'dir';
+  /** Appended to the error for a value outside `values` (e.g. where a renamed meaning went). */
+  hint?: string;
+}
+
+/**
+ * A flag a command does not have but that users will try, refused with its own one-line
+ * message (where to go instead) rather than parseArgs' "Unknown option" and the whole help.
+ */
+export interface RefusedFlag {
+  short?: string;
+  message: string;
 }
 
 export class FlagError extends Error {
@@ -36,6 +48,49 @@ export const kubeFlags = {
     env: 'NETMESH_CONTEXT',
   },
 } satisfies Record<string, FlagSpec>;
+
+/**
+ * --netmesh-namespace: the namespace netmesh is installed in, for every command that needs it
+ * (its Lease, TLS Secret, template, Service). `-n/--namespace` is never this: as in kubectl,
+ * istioctl (-i) and linkerd (-L) it is the namespace of the workloads a command looks at.
+ */
+export const netmeshNamespaceFlag = {
+  'netmesh-namespace': {
+    type: 'string',
+    description:
+      'namespace netmesh is installed in: its Lease, TLS Secret, template ConfigMap and Service (never injected)',
+    env: 'NETMESH_NAMESPACE',
+    default: DEFAULT_WEBHOOK_NAMESPACE,
+  },
+} satisfies Record<string, FlagSpec>;
+
+/**
+ * -n/--namespace on the daemons: they look at no workloads, and the namespace they are
+ * installed in is --netmesh-namespace. Refused rather than reinterpreted, so that a script
+ * written for the old meaning fails at once instead of running in the wrong namespace.
+ */
+export function refuseWorkloadNamespace(command: string): Record<string, RefusedFlag> {
+  return {
+    namespace: {
+      short: 'n',
+      message: `-n/--namespace is not a flag of netmesh ${command} (it looks at no workloads): the namespace netmesh is installed in is --netmesh-namespace (env NETMESH_NAMESPACE)`,
+    },
+  };
+}
+
+// RFC 1123 label, what the apiserver requires of a namespace name.
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** A namespace flag's value, refused as a usage error unless the apiserver could accept it. */
+export function namespaceFlag(name: string, value: string | undefined): string {
+  if (value === undefined || value === '') throw new FlagError(`--${name} must not be empty`);
+  if (value.length > 63 || !DNS_LABEL.test(value)) {
+    throw new FlagError(
+      `--${name} must be a namespace name (lowercase letters, digits and '-', at most 63), got "${value}"`,
+    );
+  }
+  return value;
+}
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
@@ -162,12 +217,39 @@ function foldBooleans(
   return { args, explicit };
 }
 
+/**
+ * Throws the refusal of the first refused flag in argv, in any spelling parseArgs accepts:
+ * --name, --name=v, -n, -nv, and -n inside a group of short flags (-qn). Values cannot hide a
+ * flag: parseArgs refuses a separate value starting with "-", and the rest of a short group
+ * after a string flag is that flag's value.
+ */
+function refuseFlags(
+  argv: readonly string[],
+  specs: Record<string, FlagSpec>,
+  refuse: Record<string, RefusedFlag>,
+): void {
+  const stringShorts = new Set(
+    Object.values(specs).flatMap((s) => (s.type === 'string' && s.short ? [s.short] : [])),
+  );
+  for (const arg of argv) {
+    if (arg === '--') return;
+    for (const [name, r] of Object.entries(refuse)) {
+      if (arg === `--${name}` || arg.startsWith(`--${name}=`)) throw new FlagError(r.message);
+      if (!r.short || !/^-[^-]/.test(arg)) continue;
+      for (const c of arg.slice(1)) {
+        if (c === r.short) throw new FlagError(r.message);
+        if (stringShorts.has(c)) break;
+      }
+    }
+  }
+}
+
 export function parseFlags<T extends Record<string, FlagSpec>>(
   command: string,
   summary: string,
   argv: string[],
   specs: T,
-  opts: { positionals?: string } = {},
+  opts: { positionals?: string; refuse?: Record<string, RefusedFlag> } = {},
 ): {
   values: {
     [K in keyof T]: T[K]['type'] extends 'boolean'
@@ -193,6 +275,7 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
     new FlagError(`${message}\n\n${helpText(command, summary, specs, opts.positionals)}`);
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   let explicit: Map<string, boolean>;
+  if (opts.refuse) refuseFlags(argv, specs, opts.refuse);
   try {
     const folded = foldBooleans(argv, specs);
     explicit = folded.explicit;
@@ -225,7 +308,7 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
       v = s.values.find((x) => x.toLowerCase() === given.trim().toLowerCase());
       if (v === undefined) {
         throw new FlagError(
-          `--${name} must be one of ${s.values.join(', ')}, got "${given}"${parsed.values[name] === undefined && s.env ? ` (from ${s.env})` : ''}`,
+          `--${name} must be one of ${s.values.join(', ')}, got "${given}"${parsed.values[name] === undefined && s.env ? ` (from ${s.env})` : ''}${s.hint ? `: ${s.hint}` : ''}`,
         );
       }
     }

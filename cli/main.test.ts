@@ -1,7 +1,7 @@
 // The CLI as users meet it: help, and one clear line (no stack trace) for bad input. No cluster.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -124,6 +124,46 @@ describe('netmesh CLI', () => {
     const bad = netmesh('operator', '--leader-elect=maybe');
     assert.equal(bad.status, 2);
     assert.equal(bad.stderr.trim(), 'netmesh: --leader-elect must be true or false, got "maybe"');
+  });
+
+  test('-n/--namespace on a daemon: one line pointing at --netmesh-namespace (exit 2)', () => {
+    for (const cmd of ['run', 'operator', 'webhook']) {
+      const r = netmesh(cmd, '-n', 'netmesh-system');
+      assert.equal(r.status, 2, cmd);
+      assert.equal(
+        r.stderr.trim(),
+        `netmesh: -n/--namespace is not a flag of netmesh ${cmd} (it looks at no workloads): the namespace netmesh is installed in is --netmesh-namespace (env NETMESH_NAMESPACE)`,
+      );
+      assert.match(
+        netmesh(cmd, '--help').stdout,
+        /--netmesh-namespace <value>.*default netmesh-system; env NETMESH_NAMESPACE/,
+      );
+    }
+  });
+
+  test('inject: -o is the format, --output-file the file', () => {
+    const dir = mkdtempSync(join(home, 'inject-'));
+    const file = join(dir, 'out.json');
+    const args = [
+      '-f',
+      'examples/seed-myapp-pod.yaml',
+      '--template',
+      'examples/seed-envoy-initializer-configmap.yaml',
+    ];
+    const r = netmesh('inject', ...args, '-q', '-o', 'json', '--output-file', file);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '');
+    const pod = JSON.parse(readFileSync(file, 'utf8'));
+    assert.deepEqual(
+      pod.spec.containers.map((c: { name: string }) => c.name),
+      ['myapp-container', 'envoy'],
+    );
+    const old = netmesh('inject', ...args, '-o', file);
+    assert.equal(old.status, 2);
+    assert.match(
+      old.stderr,
+      /--output must be one of yaml, json, got ".*out\.json": to write the result to a file, use --output-file/,
+    );
   });
 
   test('--log-level on every long-running command, checked', () => {

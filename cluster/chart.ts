@@ -108,7 +108,7 @@ export async function serviceAccountKubeconfig(
  */
 export function hostRunArgs(r: ChartRelease, kubeconfigPath: string, port: number): string[] {
   return [
-    ...['--kubeconfig', kubeconfigPath, '--namespace', r.namespace, '--listen', `127.0.0.1:${port}`],
+    ...['--kubeconfig', kubeconfigPath, '--netmesh-namespace', r.namespace, '--listen', `127.0.0.1:${port}`],
     ...[
       '--service-name',
       r.fullname,

@@ -11,6 +11,10 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { operatorFlags, operatorOptionsFromFlags } from '../cli/commands/common.ts';
+import { flags as runFlags } from '../cli/commands/run.ts';
+import { webhookFlags, webhookOptionsFromFlags } from '../cli/commands/webhook.ts';
+import { type FlagSpec, parseFlags, refuseWorkloadNamespace } from '../cli/flags.ts';
 import {
   CHART_DIR,
   hostRunArgs,
@@ -158,6 +162,32 @@ describe('helm chart: static checks', () => {
     assert.equal(c.readinessProbe?.httpGet?.path, '/readyz');
     assert.equal(c.args?.[0], 'run');
     assert.equal(dep.spec?.replicas, 2);
+  });
+
+  test("the Deployment's args are flags of the command it runs, in every mode", () => {
+    const commands: Record<string, Record<string, FlagSpec>> = {
+      run: runFlags,
+      operator: operatorFlags,
+      webhook: webhookFlags,
+    };
+    for (const [set, expected] of [
+      [[], 'run'],
+      [['--set', 'webhook.enabled=false'], 'operator'],
+      [['--set', 'operator.enabled=false'], 'webhook'],
+    ] as const) {
+      const dep = render([...set]).find((o) => o.kind === 'Deployment') as unknown as k8s.V1Deployment;
+      // The kubelet expands $(POD_NAMESPACE) from the env the Deployment sets.
+      const [cmd, ...args] = dep.spec!.template.spec!.containers[0]!.args!.map((a) =>
+        a.replace('$(POD_NAMESPACE)', 'netmesh-system'),
+      );
+      assert.equal(cmd, expected);
+      const { values } = parseFlags(cmd!, '', args, commands[cmd!]!, {
+        refuse: refuseWorkloadNamespace(cmd!),
+      });
+      assert.equal(values['netmesh-namespace'], 'netmesh-system', `${cmd}: ${args.join(' ')}`);
+      if (cmd !== 'operator') webhookOptionsFromFlags(values as never);
+      if (cmd !== 'webhook') operatorOptionsFromFlags(values as never);
+    }
   });
 
   test('cert-manager mode: Certificate and inject-ca-from annotation, no self-managed Secret', () => {
@@ -525,7 +555,7 @@ describe('helm chart: static checks', () => {
     ]).slice(-2500);
     assert.match(text, /kubectl -n <namespace> rollout restart deploy,statefulset,daemonset/);
     assert.match(text, /helm test netmesh -n netmesh-system --logs/);
-    assert.match(text, /netmesh check/);
+    assert.match(text, /netmesh check --netmesh-namespace netmesh-system --release netmesh\n/);
     assert.doesNotMatch(text, /helm show crds/, 'the CRD step is shown on upgrades only');
   });
 });

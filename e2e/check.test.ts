@@ -67,7 +67,7 @@ describe('netmesh check and netmesh explain on a live installation', () => {
       'check',
       '--kubeconfig',
       admin,
-      '-n',
+      '--netmesh-namespace',
       ns,
       '--release',
       release,
@@ -165,8 +165,15 @@ describe('netmesh check and netmesh explain on a live installation', () => {
 
     const json = await check('-o', 'json');
     assert.equal(json.code, 0);
-    const parsed = JSON.parse(json.stdout) as { ok: boolean; checks: { name: string; status: string }[] };
+    const parsed = JSON.parse(json.stdout) as {
+      ok: boolean;
+      netmeshNamespace: string;
+      namespace?: string;
+      checks: { name: string; status: string }[];
+    };
     assert.equal(parsed.ok, true);
+    assert.equal(parsed.netmeshNamespace, ns);
+    assert.equal(parsed.namespace, undefined, 'no -n: every labelled namespace');
     assert.ok(parsed.checks.every((c) => c.status === 'ok'));
   });
 
@@ -187,7 +194,7 @@ describe('netmesh check and netmesh explain on a live installation', () => {
       'check',
       '--kubeconfig',
       sa!.path,
-      '-n',
+      '--netmesh-namespace',
       ns,
       '--release',
       release,
@@ -313,6 +320,53 @@ describe('netmesh check and netmesh explain on a live installation', () => {
       ),
     );
     assert.match(r.stdout, /hint: re-create them \(kubectl delete pod/);
+
+    // -n scopes the data-plane check to one namespace, as kubectl's -n does.
+    const clean = await createNamespace(h, 'check-clean', { 'netmesh.io/injection': 'enabled' });
+    namespaces.push(clean);
+    const scoped = await check('-n', clean);
+    assert.equal(scoped.code, 0, scoped.stdout);
+    assert.match(
+      scoped.stdout,
+      new RegExp(`^netmesh check: release ${release} in namespace ${ns}, Pods of namespace ${clean}, `),
+    );
+    assert.equal(
+      line(scoped.stdout, 'injected namespaces'),
+      `✔ injected namespaces: namespace ${clean}: 0 Pod(s), all with the sidecar (or opted out)`,
+    );
+    const scopedLate = await check('-n', late, '-o', 'json');
+    assert.equal(scopedLate.code, 1);
+    const lateJson = JSON.parse(scopedLate.stdout) as {
+      namespace: string;
+      checks: { name: string; status: string; message: string }[];
+    };
+    assert.equal(lateJson.namespace, late);
+    assert.deepEqual(
+      lateJson.checks.find((c) => c.name === 'injected namespaces'),
+      {
+        name: 'injected namespaces',
+        status: 'fail',
+        message: `1 Pod(s) without the sidecar in namespace ${late}: ${late}/old`,
+        hint: 're-create them (kubectl delete pod; their controller recreates them injected)',
+      },
+    );
+    const unlabelled = await check('-n', 'default');
+    assert.equal(unlabelled.code, 0, unlabelled.stdout);
+    assert.equal(
+      line(unlabelled.stdout, 'injected namespaces'),
+      '- injected namespaces: namespace default is not labelled netmesh.io/injection=enabled: its Pods are not injected',
+    );
+    const own = await check('-n', ns);
+    assert.match(
+      line(own.stdout, 'injected namespaces'),
+      /^- .*never injected \(the namespace netmesh is installed in\)$/,
+    );
+    const typo = await check('-n', `no-such-${late}`);
+    assert.equal(typo.code, 1);
+    assert.equal(
+      line(typo.stdout, 'injected namespaces'),
+      `✖ injected namespaces: namespace no-such-${late} not found`,
+    );
 
     const pod = await netmesh([
       'explain',

@@ -214,7 +214,7 @@ describe('netmesh run under the chart identity', () => {
     const p = await startNetmesh(
       'operator',
       [
-        ...['--kubeconfig', identity, '--namespace', systemNs, '--lease-name', leaseName],
+        ...['--kubeconfig', identity, '--netmesh-namespace', systemNs, '--lease-name', leaseName],
         ...[
           '--identity',
           'start-a',

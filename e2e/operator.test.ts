@@ -43,7 +43,7 @@ describe('network operator', () => {
   const operatorArgs = (identity: string) => [
     '--kubeconfig',
     identityKubeconfig,
-    '--namespace',
+    '--netmesh-namespace',
     systemNs,
     '--lease-name',
     'netmesh-operator',

@@ -141,7 +141,7 @@ export async function startNetmesh(opts: {
       'bin/netmesh.js',
       'webhook',
       `--kubeconfig=${opts.env.kubeconfigPath}`,
-      `--namespace=${opts.env.systemNamespace}`,
+      `--netmesh-namespace=${opts.env.systemNamespace}`,
       `--tls-secret=${opts.env.tlsSecret}`,
       `--listen=127.0.0.1:${port}`,
       `--health-listen=127.0.0.1:${healthPort}`,

@@ -21,7 +21,6 @@ import { probeTls } from '../../lib/tls-probe.ts';
 import { type CertSummary, describeCert, summarizeCert, verifyChain } from '../../lib/tls-verify.ts';
 import { bundleCerts } from '../../webhook/certs.ts';
 import {
-  DEFAULT_WEBHOOK_NAMESPACE,
   NAMESPACE_INJECTION_ENABLED,
   NAMESPACE_INJECTION_LABEL,
   SYSTEM_NAMESPACES,
@@ -36,6 +35,7 @@ import {
   leaseVerdict,
   operatorReadiness,
   permissionText,
+  podNamespaceVerdict,
   readyEndpoints,
   renderChecks,
   requiredPermissions,
@@ -43,7 +43,16 @@ import {
   uninjectedPods,
 } from '../check-core.ts';
 import { connect } from '../cluster.ts';
-import { durationFlag, type FlagSpec, intFlag, kubeFlags, outputFlag, parseFlags } from '../flags.ts';
+import {
+  durationFlag,
+  type FlagSpec,
+  intFlag,
+  kubeFlags,
+  namespaceFlag,
+  netmeshNamespaceFlag,
+  outputFlag,
+  parseFlags,
+} from '../flags.ts';
 import { rawGet } from '../raw.ts';
 import { excludedByName } from '../webhook-match.ts';
 import { chartFullname } from './explain.ts';
@@ -51,7 +60,7 @@ import { chartFullname } from './explain.ts';
 export const SUMMARY = [
   'Check a netmesh installation on a live cluster, one line per check (✔ passed, ✖ failed, ‼ warning,',
   '- skipped) with a hint; exit status 1 when any check fails. Objects are named from the Helm release',
-  '(--release; the chart names them <release>, or <release>-netmesh) in --namespace.',
+  '(--release; the chart names them <release>, or <release>-netmesh) in --netmesh-namespace.',
   '',
   'Checks: the apiserver; the permissions of whoever runs the check; the CRD networks.netmesh.io is',
   'established and served; the MutatingWebhookConfiguration exists with a caBundle; the webhook',
@@ -60,17 +69,17 @@ export const SUMMARY = [
   'parses; the operator Lease has a live holder and its /readyz says its caches are synced (through the',
   "apiserver's pod proxy, or --leader-health-url for a leader outside the cluster); the ServiceAccount",
   'has the RBAC netmesh needs (SubjectAccessReview); no namespace labelled netmesh.io/injection=enabled',
-  'holds Pods without the sidecar.',
+  'holds Pods without the sidecar (with -n, only that namespace is looked at).',
 ].join('\n');
 
 export const flags = {
   ...kubeFlags,
+  ...netmeshNamespaceFlag,
   namespace: {
     type: 'string',
     short: 'n',
-    description: 'namespace netmesh is installed in',
-    env: 'NETMESH_NAMESPACE',
-    default: DEFAULT_WEBHOOK_NAMESPACE,
+    description:
+      'look for Pods without the sidecar in this namespace only (default: every namespace labelled for injection)',
   },
   release: {
     type: 'string',
@@ -109,7 +118,10 @@ export const flags = {
 } satisfies Record<string, FlagSpec>;
 
 interface Names {
+  /** Where netmesh is installed (--netmesh-namespace). */
   namespace: string;
+  /** -n: the one namespace whose Pods are checked for the sidecar; undefined: every labelled one. */
+  podNamespace?: string | undefined;
   fullname: string;
   webhookConfig: string;
   lease: string;
@@ -134,11 +146,15 @@ export async function run(argv: string[]): Promise<number> {
   const minValidityMs = durationFlag('min-cert-validity', values['min-cert-validity'], 7 * 86_400_000);
   const timeoutMs = durationFlag('timeout', values.timeout, 5_000);
   const healthPort = intFlag('health-port', values['health-port'], 8081);
+  const netmeshNamespace = namespaceFlag('netmesh-namespace', values['netmesh-namespace']);
+  const podNamespace =
+    values.namespace !== undefined ? namespaceFlag('namespace', values.namespace) : undefined;
   const cluster = connect(values);
   const release = values.release ?? 'netmesh';
   const fullname = chartFullname(release);
   const names: Names = {
-    namespace: values.namespace ?? DEFAULT_WEBHOOK_NAMESPACE,
+    namespace: netmeshNamespace,
+    podNamespace,
     fullname,
     webhookConfig: values['webhook-config-name'] ?? fullname,
     lease: values['lease-name'] ?? `${fullname}-operator`,
@@ -160,7 +176,8 @@ export async function run(argv: string[]): Promise<number> {
           ok: !failed,
           cluster: { server: cluster.server, ...(cluster.context ? { context: cluster.context } : {}) },
           release,
-          namespace: names.namespace,
+          netmeshNamespace: names.namespace,
+          ...(podNamespace ? { namespace: podNamespace } : {}),
           checks: results,
         },
         null,
@@ -168,7 +185,7 @@ export async function run(argv: string[]): Promise<number> {
       ),
     );
   } else {
-    const header = `netmesh check: release ${release} in namespace ${names.namespace}, ${cluster.server} (${describeSource(cluster.source)}${cluster.context ? `, context ${cluster.context}` : ''})`;
+    const header = `netmesh check: release ${release} in namespace ${names.namespace}${podNamespace ? `, Pods of namespace ${podNamespace}` : ''}, ${cluster.server} (${describeSource(cluster.source)}${cluster.context ? `, context ${cluster.context}` : ''})`;
     console.log(renderChecks(results, header));
   }
   return failed ? 1 : 0;
@@ -218,7 +235,7 @@ export async function runChecks(
     return results;
   }
 
-  add(await checkOwnPermissions(kc, ns));
+  add(await checkOwnPermissions(kc, ns, names.podNamespace));
   add(await checkCrd(kc));
   add(await checkWebhookConfiguration(kc, names, found));
   add(await checkWebhookEndpoint(kc, found, opts.timeoutMs));
@@ -233,7 +250,11 @@ export async function runChecks(
 }
 
 /** What `netmesh check` itself reads; a missing permission turns the check that needs it into a warning. */
-async function checkOwnPermissions(kc: ResolvedKubeConfig['kc'], ns: string): Promise<CheckResult> {
+async function checkOwnPermissions(
+  kc: ResolvedKubeConfig['kc'],
+  ns: string,
+  podNs: string | undefined,
+): Promise<CheckResult> {
   const needs: V1ResourceAttributes[] = [
     { verb: 'get', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
     { verb: 'get', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
@@ -242,8 +263,16 @@ async function checkOwnPermissions(kc: ResolvedKubeConfig['kc'], ns: string): Pr
     { verb: 'get', resource: 'configmaps', namespace: ns },
     { verb: 'get', group: 'coordination.k8s.io', resource: 'leases', namespace: ns },
     { verb: 'get', resource: 'pods', subresource: 'proxy', namespace: ns },
-    { verb: 'list', resource: 'namespaces' },
-    { verb: 'list', resource: 'pods' },
+    // With -n only that namespace and its Pods are read: a namespace-scoped identity can check it.
+    ...(podNs
+      ? [
+          { verb: 'get', resource: 'namespaces', name: podNs },
+          { verb: 'list', resource: 'pods', namespace: podNs },
+        ]
+      : [
+          { verb: 'list', resource: 'namespaces' },
+          { verb: 'list', resource: 'pods' },
+        ]),
     { verb: 'create', group: 'authorization.k8s.io', resource: 'subjectaccessreviews' },
   ];
   const auth = kc.makeApiClient(AuthorizationV1Api);
@@ -752,13 +781,31 @@ async function checkUninjectedPods(
     ...(found.config ? excludedByName(found.config) : []),
   ]);
   try {
-    const namespaces = (
-      await core.listNamespace({
-        labelSelector: `${NAMESPACE_INJECTION_LABEL}=${NAMESPACE_INJECTION_ENABLED}`,
-      })
-    ).items
-      .map((n) => n.metadata?.name ?? '')
-      .filter((n) => n && !excluded.has(n));
+    let namespaces: string[];
+    if (names.podNamespace !== undefined) {
+      const ns = names.podNamespace;
+      const labels = await core.readNamespace({ name: ns }).then(
+        (n) => n.metadata?.labels ?? {},
+        (err: unknown) => {
+          if (hasStatus(err, 404)) return undefined;
+          throw err;
+        },
+      );
+      const verdict = podNamespaceVerdict(ns, labels, {
+        netmeshNamespace: names.namespace,
+        excludedByConfig: found.config ? excludedByName(found.config) : [],
+      });
+      if (verdict) return { name, ...verdict };
+      namespaces = [ns];
+    } else {
+      namespaces = (
+        await core.listNamespace({
+          labelSelector: `${NAMESPACE_INJECTION_LABEL}=${NAMESPACE_INJECTION_ENABLED}`,
+        })
+      ).items
+        .map((n) => n.metadata?.name ?? '')
+        .filter((n) => n && !excluded.has(n));
+    }
     if (namespaces.length === 0) {
       return {
         name,
@@ -777,7 +824,9 @@ async function checkUninjectedPods(
       return {
         name,
         status: 'ok',
-        message: `${namespaces.length} labelled namespace(s), ${total} Pod(s), all with the sidecar (or opted out)`,
+        message: names.podNamespace
+          ? `namespace ${names.podNamespace}: ${total} Pod(s), all with the sidecar (or opted out)`
+          : `${namespaces.length} labelled namespace(s), ${total} Pod(s), all with the sidecar (or opted out)`,
       };
     }
     const shown = missing
@@ -788,7 +837,7 @@ async function checkUninjectedPods(
     return {
       name,
       status: 'fail',
-      message: `${missing.length} Pod(s) without the sidecar in labelled namespaces: ${shown}${missing.length > 5 ? ', ...' : ''}`,
+      message: `${missing.length} Pod(s) without the sidecar in ${names.podNamespace ? `namespace ${names.podNamespace}` : 'labelled namespaces'}: ${shown}${missing.length > 5 ? ', ...' : ''}`,
       hint: first
         ? `they were created before injection applied (or while the webhook was down): re-create them, e.g. kubectl -n ${first.ns} rollout restart ${restartTarget(first.pod)}`
         : 're-create them (kubectl delete pod; their controller recreates them injected)',

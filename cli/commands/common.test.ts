@@ -43,6 +43,9 @@ describe('leader-election flags', () => {
     assert.equal(operatorOptionsFromFlags(parse('--leader-elect', 'false')).leaderElect, false);
     assert.equal(operatorOptionsFromFlags(parse('--no-leader-elect')).leaderElect, false);
     assert.equal(operatorOptionsFromFlags(parse('--leader-elect')).leaderElect, true);
-    assert.throws(() => operatorOptionsFromFlags(parse('-n', '')), /--namespace must not be empty/);
+    assert.throws(
+      () => operatorOptionsFromFlags(parse('--netmesh-namespace', '')),
+      /--netmesh-namespace must not be empty/,
+    );
   });
 });

@@ -13,17 +13,13 @@ import {
   intFlag,
   kubeFlags,
   logLevelFlag,
+  namespaceFlag,
+  netmeshNamespaceFlag,
 } from '../flags.ts';
 
 export const operatorFlags = {
   ...kubeFlags,
-  namespace: {
-    type: 'string',
-    short: 'n',
-    description: 'namespace netmesh is installed in (leader-election Lease)',
-    env: 'POD_NAMESPACE',
-    default: 'netmesh-system',
-  },
+  ...netmeshNamespaceFlag,
   ...healthListenFlag,
   workers: {
     type: 'string',
@@ -75,7 +71,7 @@ export const operatorFlags = {
   'envoy-bootstrap-configmap': {
     type: 'string',
     description:
-      'copy this ConfigMap of --namespace (the Envoy bootstrap the sidecar mounts) into every namespace labelled netmesh.io/injection=enabled; empty: off',
+      'copy this ConfigMap of --netmesh-namespace (the Envoy bootstrap the sidecar mounts) into every namespace labelled netmesh.io/injection=enabled; empty: off',
     env: 'NETMESH_ENVOY_BOOTSTRAP_CONFIGMAP',
   },
   'cache-sync-timeout': {
@@ -167,10 +163,8 @@ export function operatorOptionsFromFlags(v: OperatorFlagValues): OperatorFlagOpt
   const retryPeriodMs = durationFlag('retry-period', v['retry-period'], 2_000);
   const leaderElect = v['leader-elect'] !== false;
   if (leaderElect) checkLeaderElectionTimings({ leaseDurationMs, renewDeadlineMs, retryPeriodMs });
-  if (!v.namespace)
-    throw new FlagError('--namespace must not be empty (the namespace netmesh is installed in)');
   return {
-    namespace: v.namespace ?? 'netmesh-system',
+    namespace: namespaceFlag('netmesh-namespace', v['netmesh-namespace']),
     ...(v.identity ? { identity: v.identity } : {}),
     workers: Math.max(1, intFlag('workers', v.workers, 2)),
     leaderElect,

@@ -32,7 +32,16 @@ describe('bash completion', () => {
     assert.deepEqual(complete(['netmesh', 'run', '--log-level', 'd']), ['debug']);
     assert.deepEqual(complete(['netmesh', 'check', '-o', '']), ['text', 'json']);
     assert.deepEqual(complete(['netmesh', 'run', '--log-level', '=', 'w']), ['warn']);
-    assert.deepEqual(complete(['netmesh', 'operator', '--namespace', '']), []);
+    assert.deepEqual(complete(['netmesh', 'operator', '--netmesh-namespace', '']), []);
+    // -n/--namespace is the workloads' namespace: offered where there are workloads only.
+    for (const cmd of ['run', 'operator', 'webhook'])
+      assert.ok(!complete(['netmesh', cmd, '--']).includes('--namespace'), cmd);
+    for (const cmd of ['run', 'operator', 'webhook', 'check', 'inject', 'explain']) {
+      assert.deepEqual(complete(['netmesh', cmd, '--netmesh-n']), ['--netmesh-namespace'], cmd);
+    }
+    assert.ok(complete(['netmesh', 'check', '--']).includes('--namespace'));
+    assert.deepEqual(complete(['netmesh', 'inject', '-o', '']), ['yaml', 'json']);
+    assert.deepEqual(complete(['netmesh', 'inject', '--output-file', 'package.j']), ['package.json']);
     assert.deepEqual(complete(['netmesh', 'completion', '']), ['bash', 'zsh']);
     assert.deepEqual(complete(['netmesh', 'explain', 'dep']), ['deploy/']);
   });

@@ -21,7 +21,14 @@ import { podTemplatePath } from '../../webhook/core/workloads.ts';
 import { parseLabelList } from '../../webhook/template-input.ts';
 import { connect, kubeFailure } from '../cluster.ts';
 import { type ExplainInput, type Explanation, explain, renderExplanation } from '../explain-core.ts';
-import { type FlagSpec, manifestFlags, outputFlag, parseFlags } from '../flags.ts';
+import {
+  type FlagSpec,
+  manifestFlags,
+  namespaceFlag,
+  netmeshNamespaceFlag,
+  outputFlag,
+  parseFlags,
+} from '../flags.ts';
 import { objectsOf, readManifestSources } from '../manifests.ts';
 import { excludedByName } from '../webhook-match.ts';
 import { loadTemplate, templateFlags } from './inject.ts';
@@ -58,6 +65,12 @@ export const flags = {
     env: 'NETMESH_WEBHOOK_CONFIG_NAME',
   },
   ...templateFlags,
+  // No default: when not given, the live webhook configuration says where netmesh is installed.
+  'netmesh-namespace': {
+    ...netmeshNamespaceFlag['netmesh-namespace'],
+    default: undefined,
+    description: `${netmeshNamespaceFlag['netmesh-namespace'].description}; default: read from the webhook configuration, else ${DEFAULT_WEBHOOK_NAMESPACE}`,
+  },
   ...outputFlag,
 } satisfies Record<string, FlagSpec>;
 
@@ -179,7 +192,9 @@ export async function run(argv: string[]): Promise<number> {
     ? await readWebhookConfiguration(values, cluster, warnings)
     : undefined;
   const netmeshNamespace =
-    values['netmesh-namespace'] ??
+    (values['netmesh-namespace'] !== undefined
+      ? namespaceFlag('netmesh-namespace', values['netmesh-namespace'])
+      : undefined) ??
     (webhookConfiguration?.object ? installedNamespace(webhookConfiguration.object) : undefined) ??
     DEFAULT_WEBHOOK_NAMESPACE;
   const template = await templateOrError(values, netmeshNamespace);

@@ -102,6 +102,58 @@ describe('injectSources', () => {
   });
 });
 
+describe('injectSources -o', () => {
+  const yamlSource: ManifestSource = { name: 'pod.yaml', format: 'yaml', text: COURSE_POD_YAML };
+  const jsonSource: ManifestSource = {
+    name: 'web.json',
+    format: 'json',
+    text: JSON.stringify(deployment('web'), null, 4),
+  };
+
+  test('json: one YAML object becomes one JSON object, injected', () => {
+    const { output } = injectSources([yamlSource], template, hash, {}, 'json');
+    const pod = JSON.parse(output);
+    assert.equal(pod.kind, 'Pod');
+    assert.deepEqual(containers(pod), ['myapp-container', 'envoy']);
+    assert.match(output, /^\{\n {2}"apiVersion"/, "kubectl's indentation when no input was JSON");
+  });
+
+  test('json: a YAML stream of several objects becomes a v1 List', () => {
+    const stream: ManifestSource = {
+      name: 'both.yaml',
+      format: 'yaml',
+      text: `${COURSE_POD_YAML}\n---\n# empty document\n---\n${JSON.stringify(deployment('api'))}\n`,
+    };
+    const list = JSON.parse(injectSources([stream, jsonSource], template, hash, {}, 'json').output);
+    assert.equal(list.kind, 'List');
+    assert.deepEqual(
+      list.items.map((o: { kind: string }) => o.kind),
+      ['Pod', 'Deployment', 'Deployment'],
+    );
+    assert.deepEqual(containers(list.items[2].spec.template), ['web', 'envoy']);
+  });
+
+  test('yaml: JSON input printed as YAML', () => {
+    const { output } = injectSources([jsonSource], template, hash, {}, 'yaml');
+    assert.doesNotMatch(output, /^\{/);
+    const d = parse(output);
+    assert.equal(d.kind, 'Deployment');
+    assert.deepEqual(containers(d.spec.template), ['web', 'envoy']);
+  });
+
+  test("no format: the input's own, JSON text kept as it was indented", () => {
+    assert.match(injectSources([jsonSource], template, hash).output, /^\{\n {4}"apiVersion"/);
+    assert.equal(
+      injectSources([jsonSource], template, hash, {}, 'json').output,
+      injectSources([jsonSource], template, hash).output,
+    );
+    assert.equal(
+      injectSources([yamlSource], template, hash, {}, 'yaml').output,
+      injectSources([yamlSource], template, hash).output,
+    );
+  });
+});
+
 describe('readManifestSources', () => {
   const dir = mkdtempSync(join(tmpdir(), 'netmesh-manifests-'));
   after(() => rmSync(dir, { recursive: true, force: true }));

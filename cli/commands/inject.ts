@@ -15,7 +15,14 @@ import {
 } from '../../webhook/core/workloads.ts';
 import { parseLabelList, templateFromCluster, templateFromText } from '../../webhook/template-input.ts';
 import { connect, kubeFailure } from '../cluster.ts';
-import { type FlagSpec, kubeFlags, manifestFlags, parseFlags } from '../flags.ts';
+import {
+  type FlagSpec,
+  kubeFlags,
+  manifestFlags,
+  namespaceFlag,
+  netmeshNamespaceFlag,
+  parseFlags,
+} from '../flags.ts';
 import { isList, jsonIndent, type ManifestSource, parseJson, readManifestSources } from '../manifests.ts';
 
 export const SUMMARY = [
@@ -35,11 +42,7 @@ export const templateFlags = {
     env: 'NETMESH_TEMPLATE',
     complete: 'file',
   },
-  'netmesh-namespace': {
-    type: 'string',
-    description: `namespace netmesh is installed in, where its template ConfigMap lives (default: ${DEFAULT_WEBHOOK_NAMESPACE}; explain reads it from the webhook configuration)`,
-    env: 'NETMESH_NAMESPACE',
-  },
+  ...netmeshNamespaceFlag,
   'template-configmap': {
     type: 'string',
     description: 'name of the template ConfigMap in the cluster',
@@ -65,6 +68,12 @@ export const flags = {
   output: {
     type: 'string',
     short: 'o',
+    description: "output format (default: the input's own: JSON when every input is JSON, else YAML)",
+    values: ['yaml', 'json'],
+    hint: 'to write the result to a file, use --output-file',
+  },
+  'output-file': {
+    type: 'string',
     description: 'write the result to this file instead of stdout',
     complete: 'file',
   },
@@ -100,7 +109,7 @@ export async function loadTemplate(
       return undefined;
     throw err;
   }
-  const ns = v['netmesh-namespace'] ?? DEFAULT_WEBHOOK_NAMESPACE;
+  const ns = namespaceFlag('netmesh-namespace', v['netmesh-namespace'] ?? DEFAULT_WEBHOOK_NAMESPACE);
   const name = v['template-configmap'] ?? TEMPLATE_CONFIGMAP_NAME;
   const loaded = await templateFromCluster(cluster.kc, ns, name).catch((err: unknown) => {
     if (err instanceof UserFacingError && /not found/.test(err.message)) {
@@ -187,22 +196,30 @@ function joinYaml(chunks: readonly string[]): string {
 }
 
 /**
- * Injects every source. All JSON in: JSON out (one source as it was; several wrapped in a v1
- * List, as kubectl prints several objects). Otherwise a YAML stream, JSON sources converted.
+ * Injects every source. The output format is `format`, else the input's: all JSON in, JSON out;
+ * otherwise a YAML stream, JSON sources converted. JSON output is one object as it was, or
+ * several wrapped in a v1 List, as kubectl prints several objects.
  */
 export function injectSources(
   sources: readonly ManifestSource[],
   template: SidecarTemplate,
   hash: string,
   options: InjectManifestsOptions = {},
+  format?: OutputFormat,
 ): { output: string; results: SourceResult[] } {
   const done = sources.map((s) => ({ source: s, ...injectSource(s, template, hash, options) }));
   const results = done.flatMap((d) => d.results.map((r) => ({ ...r, source: d.source.name })));
-  if (done.every((d) => d.source.format === 'json')) {
-    if (done.length === 1) return { output: done[0]!.text, results };
-    const items = done.flatMap((d) => d.objects.flatMap((o) => (isList(o) ? o.items : [o])));
+  if ((format ?? (done.every((d) => d.source.format === 'json') ? 'json' : 'yaml')) === 'json') {
+    // Indented as the first JSON input was, else as kubectl prints.
+    const firstJson = done.find((d) => d.source.format === 'json');
+    const indent = firstJson ? jsonIndent(firstJson.source.text) : 2;
+    if (done.length === 1 && firstJson) return { output: done[0]!.text, results };
+    // Empty YAML documents (a trailing ---, comments only) are no objects.
+    const objects = done.flatMap((d) => d.objects.filter((o) => o !== null && o !== undefined));
+    if (objects.length === 1) return { output: `${JSON.stringify(objects[0], null, indent)}\n`, results };
+    const items = objects.flatMap((o) => (isList(o) ? o.items : [o]));
     const list = { apiVersion: 'v1', kind: 'List', items, metadata: {} };
-    return { output: `${JSON.stringify(list, null, jsonIndent(done[0]!.source.text))}\n`, results };
+    return { output: `${JSON.stringify(list, null, indent)}\n`, results };
   }
   const chunks = done.map((d) =>
     d.source.format === 'json' ? d.objects.map((o) => stringifyYaml(o)).join('---\n') : d.text,
@@ -210,9 +227,16 @@ export function injectSources(
   return { output: joinYaml(chunks.filter((c) => c.trim() !== '')), results };
 }
 
+export type OutputFormat = 'yaml' | 'json';
+
+function outputFormat(value: string | undefined): OutputFormat | undefined {
+  return value === 'yaml' || value === 'json' ? value : undefined;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values, help } = parseFlags('inject', SUMMARY, argv, flags);
   if (help) return 0;
+  const netmeshNamespace = namespaceFlag('netmesh-namespace', values['netmesh-namespace']);
   const sources = readManifestSources(values.filename, values.recursive);
   const loaded = await loadTemplate(values);
   if (!loaded) {
@@ -221,15 +245,22 @@ export async function run(argv: string[]): Promise<number> {
       'pass --template <configmap.yaml>, or a cluster (--kubeconfig/--context, KUBECONFIG or ~/.kube/config) to read it from',
     );
   }
-  const namespace = values.namespace ?? loaded.namespace;
-  const { output, results } = injectSources(sources, loaded.template, loaded.hash, {
-    ...(values['namespace-labels'] !== undefined
-      ? { namespaceLabels: parseLabelList(values['namespace-labels']) }
-      : {}),
-    ...(namespace ? { namespace } : {}),
-    webhookNamespace: values['netmesh-namespace'] ?? DEFAULT_WEBHOOK_NAMESPACE,
-  });
-  if (values.output !== undefined) writeFileSync(values.output, output);
+  const namespace =
+    values.namespace !== undefined ? namespaceFlag('namespace', values.namespace) : loaded.namespace;
+  const { output, results } = injectSources(
+    sources,
+    loaded.template,
+    loaded.hash,
+    {
+      ...(values['namespace-labels'] !== undefined
+        ? { namespaceLabels: parseLabelList(values['namespace-labels']) }
+        : {}),
+      ...(namespace ? { namespace } : {}),
+      webhookNamespace: netmeshNamespace,
+    },
+    outputFormat(values.output),
+  );
+  if (values['output-file'] !== undefined) writeFileSync(values['output-file'], output);
   else process.stdout.write(output);
   if (!values.quiet) {
     const prefix = sources.length > 1;

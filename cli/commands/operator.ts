@@ -2,7 +2,7 @@
 import { runProcess } from '../../runtime/lifecycle.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
-import { parseFlags } from '../flags.ts';
+import { parseFlags, refuseWorkloadNamespace } from '../flags.ts';
 import { operatorFlags, operatorOptionsFromFlags, parseListen, startProcessOperator } from './common.ts';
 import { preflightLease } from './preflight.ts';
 
@@ -12,7 +12,9 @@ export const SUMMARY =
 export const flags = operatorFlags;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, help } = parseFlags('operator', SUMMARY, argv, operatorFlags);
+  const { values, help } = parseFlags('operator', SUMMARY, argv, operatorFlags, {
+    refuse: refuseWorkloadNamespace('operator'),
+  });
   if (help) return 0;
   const options = operatorOptionsFromFlags(values); // bad flags fail before anything starts
   const log = createLogger('netmesh', { level: values['log-level']! });

@@ -27,7 +27,7 @@ export async function preflightLease(
 ): Promise<void> {
   const api = kc.makeApiClient(CoordinationV1Api);
   const where = `leader-election Lease ${namespace}/${name}`;
-  const fixNamespace = `--namespace must be the namespace netmesh is installed in (POD_NAMESPACE in a Pod) and --lease-name the chart's <release>-operator`;
+  const fixNamespace = `--netmesh-namespace must be the namespace netmesh is installed in (the chart passes its own) and --lease-name the chart's <release>-operator`;
   const read = async (): Promise<'found' | 'missing' | 'unknown'> => {
     try {
       await api.readNamespacedLease({ namespace, name });
@@ -71,6 +71,6 @@ export async function preflightLease(
   }
   throw new UserFacingError(
     `the ${where} does not exist and this identity may not create it`,
-    'the chart creates it empty: `helm upgrade` the release to recreate it, or check --lease-name and --namespace',
+    'the chart creates it empty: `helm upgrade` the release to recreate it, or check --lease-name and --netmesh-namespace',
   );
 }

@@ -6,7 +6,7 @@ import { createLogger } from '../../runtime/logger.ts';
 import { startWebhook } from '../../webhook/start.ts';
 import { DEFAULT_WEBHOOK_CONFIG_NAME } from '../../webhook/webhook-config.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
-import { parseFlags } from '../flags.ts';
+import { parseFlags, refuseWorkloadNamespace } from '../flags.ts';
 import { operatorFlags, operatorOptionsFromFlags, parseListen, startProcessOperator } from './common.ts';
 import { preflightLease } from './preflight.ts';
 import { webhookComponent, webhookFlags, webhookOptionsFromFlags } from './webhook.ts';
@@ -20,7 +20,9 @@ export const SUMMARY = [
 export const flags = { ...webhookFlags, ...operatorFlags };
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, help } = parseFlags('run', SUMMARY, argv, flags);
+  const { values, help } = parseFlags('run', SUMMARY, argv, flags, {
+    refuse: refuseWorkloadNamespace('run'),
+  });
   if (help) return 0;
   // Bad flags fail before anything starts.
   const webhookOptions = webhookOptionsFromFlags(values);

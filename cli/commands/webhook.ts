@@ -4,7 +4,7 @@
 import { type Component, runProcess } from '../../runtime/lifecycle.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { DEFAULT_SERVICE_NAME, DEFAULT_TLS_SECRET_NAME } from '../../webhook/certs.ts';
-import { DEFAULT_WEBHOOK_NAMESPACE, TEMPLATE_CONFIGMAP_NAME } from '../../webhook/core/contract.ts';
+import { TEMPLATE_CONFIGMAP_NAME } from '../../webhook/core/contract.ts';
 import { type StartWebhookOptions, startWebhook, type WebhookHandle } from '../../webhook/start.ts';
 import { parseLabelList } from '../../webhook/template-input.ts';
 import { DEFAULT_WEBHOOK_CONFIG_NAME, type FailurePolicy } from '../../webhook/webhook-config.ts';
@@ -17,7 +17,10 @@ import {
   intFlag,
   kubeFlags,
   logLevelFlag,
+  namespaceFlag,
+  netmeshNamespaceFlag,
   parseFlags,
+  refuseWorkloadNamespace,
 } from '../flags.ts';
 import { parseListen } from './common.ts';
 
@@ -43,13 +46,7 @@ export const SUMMARY = [
 
 export const webhookFlags = {
   ...kubeFlags,
-  namespace: {
-    type: 'string',
-    short: 'n',
-    description: 'namespace netmesh is installed in (TLS Secret, template; never injected)',
-    env: 'NETMESH_NAMESPACE',
-    default: process.env['POD_NAMESPACE'] ?? DEFAULT_WEBHOOK_NAMESPACE,
-  },
+  ...netmeshNamespaceFlag,
   listen: {
     type: 'string',
     description: 'host:port of the HTTPS admission listener',
@@ -95,7 +92,7 @@ export const webhookFlags = {
   },
   'template-namespace': {
     type: 'string',
-    description: 'namespace of the template ConfigMap (default: --namespace)',
+    description: 'namespace of the template ConfigMap (default: --netmesh-namespace)',
     env: 'NETMESH_TEMPLATE_NAMESPACE',
   },
   'service-name': {
@@ -170,7 +167,7 @@ export function webhookOptionsFromFlags(v: WebhookFlagValues): StartWebhookOptio
       '--register-url needs the self-managed CA for the caBundle; it cannot be combined with --cert-dir',
     );
   }
-  const namespace = v.namespace ?? DEFAULT_WEBHOOK_NAMESPACE;
+  const namespace = namespaceFlag('netmesh-namespace', v['netmesh-namespace']);
   const scope = v['namespace-selector'] !== undefined ? parseLabelList(v['namespace-selector']) : {};
   return {
     kubeconfig: v.kubeconfig,
@@ -198,7 +195,9 @@ export function webhookOptionsFromFlags(v: WebhookFlagValues): StartWebhookOptio
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, help } = parseFlags('webhook', SUMMARY, argv, webhookFlags);
+  const { values, help } = parseFlags('webhook', SUMMARY, argv, webhookFlags, {
+    refuse: refuseWorkloadNamespace('webhook'),
+  });
   if (help) return 0;
   const options = webhookOptionsFromFlags(values);
   const logger = createLogger('netmesh-webhook', { level: values['log-level']! });

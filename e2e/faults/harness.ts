@@ -72,7 +72,7 @@ export async function ownControlPlane(opts: { release?: string } = {}): Promise<
 
 export function operatorArgs(kubeconfig: string, identity: string, extra: string[] = []): string[] {
   return [
-    ...['--kubeconfig', kubeconfig, '--namespace', SYSTEM_NS, '--lease-name', 'netmesh-operator'],
+    ...['--kubeconfig', kubeconfig, '--netmesh-namespace', SYSTEM_NS, '--lease-name', 'netmesh-operator'],
     ...[
       '--identity',
       identity,

@@ -52,7 +52,7 @@ describe('netmesh check against the in-cluster installation on a real node', () 
       'check',
       '--kubeconfig',
       h.cluster.kubeconfigPath,
-      '-n',
+      '--netmesh-namespace',
       r.namespace,
       '--release',
       r.release,
@@ -125,6 +125,13 @@ describe('netmesh check against the in-cluster installation on a real node', () 
     for (const l of text.stdout.trimEnd().split('\n')) console.log(`# ${l}`);
     assert.equal(text.code, 0);
     assert.match(text.stdout, /11 checks: 11 passed, 0 failed, 0 warnings, 0 skipped/);
+    // -n: the injected Pod on the node, in its namespace only.
+    const scoped = await check('-n', namespaces[0]!);
+    assert.equal(scoped.code, 0, scoped.stdout);
+    assert.match(
+      scoped.stdout,
+      new RegExp(`\n✔ injected namespaces: namespace ${namespaces[0]}: 1 Pod\\(s\\), all with the sidecar`),
+    );
   });
 
   test('the Deployment scaled to 0: the endpoint check fails with a hint and a non-zero exit', async () => {

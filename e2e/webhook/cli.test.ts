@@ -92,7 +92,7 @@ describe('netmesh CLI', () => {
         'webhook',
         '--kubeconfig',
         h.cluster.kubeconfigPath,
-        '--namespace',
+        '--netmesh-namespace',
         sysNs,
         '--listen',
         `127.0.0.1:${port}`,
@@ -208,7 +208,7 @@ describe('netmesh CLI', () => {
         'webhook',
         '--kubeconfig',
         h.cluster.kubeconfigPath,
-        '--namespace',
+        '--netmesh-namespace',
         sysNs,
         '--listen',
         `127.0.0.1:${port}`,
@@ -265,7 +265,7 @@ describe('netmesh CLI', () => {
       manifest,
       '--template',
       'examples/seed-envoy-initializer-configmap.yaml',
-      '-o',
+      '--output-file',
       out,
     ]);
     assert.equal(offline.code, 0, offline.stderr);
@@ -281,13 +281,24 @@ describe('netmesh CLI', () => {
     assert.equal(docs[2].kind, 'Service');
     assert.match(offline.stderr, /Pod myapp-pod: injected/);
 
-    // From the cluster, stdin to stdout; the webhook then sees the Pod as already injected.
+    // From the cluster, stdin to stdout (YAML in, -o json out); the webhook then sees the Pod
+    // as already injected.
     const fromCluster = await runCli(
-      ['inject', '-f', '-', '--kubeconfig', h.cluster.kubeconfigPath, '--netmesh-namespace', sysNs],
+      [
+        'inject',
+        '-f',
+        '-',
+        '--kubeconfig',
+        h.cluster.kubeconfigPath,
+        '--netmesh-namespace',
+        sysNs,
+        '-o',
+        'json',
+      ],
       readFileSync('examples/seed-myapp-pod.yaml', 'utf8'),
     );
     assert.equal(fromCluster.code, 0, fromCluster.stderr);
-    const pod = parse(fromCluster.stdout) as V1Pod;
+    const pod = JSON.parse(fromCluster.stdout) as V1Pod;
     assert.ok(isInjected(pod));
   });
 
@@ -360,7 +371,7 @@ describe('netmesh CLI', () => {
       'operator',
       '--kubeconfig',
       h.cluster.kubeconfigPath,
-      '--namespace',
+      '--netmesh-namespace',
       `no-such-ns-${scope}`,
       '--health-listen',
       '127.0.0.1:0',
@@ -368,7 +379,7 @@ describe('netmesh CLI', () => {
     assert.equal(r.code, 1, r.stderr);
     const lines = r.stderr.split('\n').filter((l) => !l.startsWith('{'));
     assert.deepEqual(lines.filter(Boolean), [
-      `netmesh: namespace no-such-ns-${scope} does not exist (leader-election Lease no-such-ns-${scope}/netmesh-operator): --namespace must be the namespace netmesh is installed in (POD_NAMESPACE in a Pod) and --lease-name the chart's <release>-operator`,
+      `netmesh: namespace no-such-ns-${scope} does not exist (leader-election Lease no-such-ns-${scope}/netmesh-operator): --netmesh-namespace must be the namespace netmesh is installed in (the chart passes its own) and --lease-name the chart's <release>-operator`,
     ]);
     assert.ok(Date.now() - started < 20_000, 'fails at once');
   });

@@ -167,7 +167,14 @@ describe('malformed admission requests on the TLS port', () => {
     netmesh = await startNetmesh(
       'webhook',
       [
-        ...['--kubeconfig', h.cluster.kubeconfigPath, '--namespace', sysNs, '--listen', `127.0.0.1:${port}`],
+        ...[
+          '--kubeconfig',
+          h.cluster.kubeconfigPath,
+          '--netmesh-namespace',
+          sysNs,
+          '--listen',
+          `127.0.0.1:${port}`,
+        ],
         ...['--webhook-config-name', `wh-bad-${scope}`],
       ],
       { NETMESH_LOG_LEVEL: 'info' },

@@ -61,7 +61,14 @@ describe('webhook security floor', () => {
     });
     port = await freePort();
     netmesh = await startNetmesh('webhook', [
-      ...['--kubeconfig', h.cluster.kubeconfigPath, '--namespace', sysNs, '--listen', `127.0.0.1:${port}`],
+      ...[
+        '--kubeconfig',
+        h.cluster.kubeconfigPath,
+        '--netmesh-namespace',
+        sysNs,
+        '--listen',
+        `127.0.0.1:${port}`,
+      ],
       ...['--register-url', `https://127.0.0.1:${port}/mutate`, '--webhook-config-name', configName],
       ...['--namespace-selector', `${SCOPE_LABEL}=${scope}`],
     ]);

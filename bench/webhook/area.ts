@@ -154,7 +154,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
   }
 
   ctx.progress('webhook: preparing the apiserver (cluster/target.ts)');
-  const env = await prepareWebhookEnvironment(ctx.progress);
+  const env = await prepareWebhookEnvironment(await ctx.cluster());
   const started: BenchServer[] = [];
   try {
     const t0 = performance.now();

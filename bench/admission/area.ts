@@ -15,6 +15,7 @@ import {
 } from '../../webhook/core/contract.ts';
 import { coursePodManifest, typicalDeployment } from '../fixtures/workloads.ts';
 import type { AreaResult, BenchArea, BenchContext } from '../lib/area.ts';
+import { readCpuSeconds } from '../lib/procfs.ts';
 import {
   type AdmissionBody,
   type AdmissionRun,
@@ -24,6 +25,7 @@ import {
   percentile,
   type Registration,
   summarizeAdmission,
+  webhookCounters,
 } from './report.ts';
 
 const RELEASE = 'netmesh-admission';
@@ -37,7 +39,7 @@ interface Plan {
   warmupSeconds: number;
 }
 const FULL: Plan = { rounds: 6, seconds: 8, warmupSeconds: 3 };
-const QUICK: Plan = { rounds: 2, seconds: 2, warmupSeconds: 1 };
+const QUICK: Plan = { rounds: 2, seconds: 1.5, warmupSeconds: 0.5 };
 
 async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -82,9 +84,19 @@ class PodClient {
     });
   }
 
-  /** CONCURRENCY loops creating Pods for `seconds`; every answer must be 201. */
-  async load(body: string, seconds: number): Promise<AdmissionRun> {
+  /**
+   * CONCURRENCY loops creating Pods for `seconds`; every answer must be 201. `cpu` names the
+   * processes whose CPU time per create is reported (the apiserver, netmesh, this client).
+   */
+  async load(
+    body: string,
+    seconds: number,
+    cpu: Record<string, () => number>,
+    webhookMetrics: () => Promise<string>,
+  ): Promise<AdmissionRun> {
     const latencies: number[] = [];
+    const w0 = webhookCounters(await webhookMetrics());
+    const cpu0 = Object.fromEntries(Object.entries(cpu).map(([k, f]) => [k, f()]));
     const started = performance.now();
     const end = started + seconds * 1000;
     await Promise.all(
@@ -98,7 +110,15 @@ class PodClient {
       }),
     );
     const elapsed = (performance.now() - started) / 1000;
+    const cpuMicrosPerCreate = Object.fromEntries(
+      Object.entries(cpu).map(([k, f]) => [k, ((f() - cpu0[k]!) / latencies.length) * 1e6]),
+    );
+    const w1 = webhookCounters(await webhookMetrics());
+    const calls = w1.requests - w0.requests;
     return {
+      cpuMicrosPerCreate,
+      webhookCallsPerCreate: calls / latencies.length,
+      webhookMeanMs: calls > 0 ? ((w1.seconds - w0.seconds) / calls) * 1000 : 0,
       perSecond: latencies.length / elapsed,
       creates: latencies.length,
       p50Ms: percentile(latencies, 0.5),
@@ -200,6 +220,21 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
     client = new PodClient({ ca: opts.ca, cert: opts.cert, key: opts.key } as never, server);
     const c = client;
     const bodies = podBodies();
+    // CPU time per create, of the apiserver (when this run started it), netmesh and this client.
+    const apiserverPid = cluster.local?.processes.find((p) => p.name === 'kube-apiserver')?.child.pid;
+    const webhookPid = webhook.child.pid!;
+    const healthPort = webhook.healthPort;
+    const webhookMetrics = async (): Promise<string> =>
+      (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+    const cpu: Record<string, () => number> = {
+      ...(apiserverPid ? { apiserver: () => readCpuSeconds(apiserverPid) } : {}),
+      netmesh: () => readCpuSeconds(webhookPid),
+      // This process: the client (nothing else runs in it meanwhile).
+      client: () => {
+        const u = process.cpuUsage();
+        return (u.user + u.system) / 1e6;
+      },
+    };
 
     /** Registers or removes the webhook, and waits until the apiserver acts accordingly. */
     let state: Registration = 'webhook';
@@ -232,7 +267,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
     ctx.progress('admission: warming up');
     for (const want of ['webhook', 'none'] as const) {
       await set(want);
-      for (const b of bodies) await c.load(b.body, plan.warmupSeconds);
+      for (const b of bodies) await c.load(b.body, plan.warmupSeconds, cpu, webhookMetrics);
     }
 
     const results: AdmissionBody[] = bodies.map((b) => ({ name: b.name, runs: { webhook: [], none: [] } }));
@@ -241,7 +276,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
       for (const want of order) {
         await set(want);
         for (const [i, b] of bodies.entries()) {
-          const r = await c.load(b.body, plan.seconds);
+          const r = await c.load(b.body, plan.seconds, cpu, webhookMetrics);
           // Still the wanted path after the load (nothing re-registered or lost meanwhile).
           const check = await c.create(b.body);
           if (check.status !== 201 || injected(check.text) !== (want === 'webhook'))

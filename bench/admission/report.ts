@@ -13,6 +13,23 @@ export interface AdmissionRun {
   /** Median latency of one create, ms. */
   p50Ms: number;
   p99Ms: number;
+  /** CPU time per create by process (apiserver, netmesh, client), µs. */
+  cpuMicrosPerCreate: Record<string, number>;
+  /** Admission requests netmesh answered per create, and their mean time inside netmesh (ms). */
+  webhookCallsPerCreate: number;
+  webhookMeanMs: number;
+}
+
+/** netmesh's own count of admission requests and the total seconds it spent answering them. */
+export function webhookCounters(metricsText: string): { requests: number; seconds: number } {
+  let requests = 0;
+  let seconds = 0;
+  for (const line of metricsText.split('\n')) {
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith('netmesh_webhook_requests_total{')) requests += value;
+    else if (line.startsWith('netmesh_webhook_request_duration_seconds_sum')) seconds += value;
+  }
+  return { requests, seconds };
 }
 
 export interface AdmissionBody {
@@ -37,6 +54,10 @@ export interface AdmissionSummary {
   cost: number;
   webhookP50Ms: number;
   noneP50Ms: number;
+  /** Median CPU µs per create by process, with and without the webhook. */
+  cpu: Record<Registration, Record<string, number>>;
+  webhookCallsPerCreate: number;
+  webhookMeanMs: number;
 }
 
 /** Latency percentile (nearest rank) of unsorted samples. */
@@ -59,7 +80,17 @@ export function summarizeAdmission(b: AdmissionBody): AdmissionSummary {
     cost: 1 - ratio,
     webhookP50Ms: median(b.runs.webhook.map((r) => r.p50Ms)),
     noneP50Ms: median(b.runs.none.map((r) => r.p50Ms)),
+    cpu: { webhook: medianCpu(b.runs.webhook), none: medianCpu(b.runs.none) },
+    webhookCallsPerCreate: median(b.runs.webhook.map((r) => r.webhookCallsPerCreate)),
+    webhookMeanMs: median(b.runs.webhook.map((r) => r.webhookMeanMs)),
   };
+}
+
+function medianCpu(runs: AdmissionRun[]): Record<string, number> {
+  const names = new Set(runs.flatMap((r) => Object.keys(r.cpuMicrosPerCreate)));
+  return Object.fromEntries(
+    [...names].map((k) => [k, median(runs.map((r) => r.cpuMicrosPerCreate[k] ?? Number.NaN))]),
+  );
 }
 
 export function admissionTables(runs: AdmissionRuns, summaries: AdmissionSummary[]): Table[] {
@@ -89,6 +120,25 @@ export function admissionTables(runs: AdmissionRuns, summaries: AdmissionSummary
       notes: [
         `medians of ${runs.rounds} interleaved rounds of ${runs.seconds} s (with, without, without, with, ...); webhook cost: 1 - median per-round ratio`,
         'the same keep-alive HTTPS client (16 connections); netmesh webhook on this host, registered by the chart (webhook.localRunURL, failurePolicy Fail); every create answered 201 and injected (or not) as checked',
+      ],
+    },
+    {
+      title: 'admission: CPU time per Pod create (µs, medians), with webhook / without',
+      columns: ['Pod', 'apiserver', 'netmesh', 'client'],
+      rows: summaries.map((s) => [
+        s.name,
+        ...['apiserver', 'netmesh', 'client'].map((k) =>
+          s.cpu.webhook[k] === undefined
+            ? 'n/a'
+            : `${(s.cpu.webhook[k] ?? 0).toFixed(0)} / ${(s.cpu.none[k] ?? 0).toFixed(0)}`,
+        ),
+      ]),
+      notes: [
+        'user + system time from /proc (the apiserver only when this run started it)',
+        ...summaries.map(
+          (s) =>
+            `${s.name}: ${s.webhookCallsPerCreate.toFixed(2)} admission requests per create, ${s.webhookMeanMs.toFixed(2)} ms each inside netmesh (its own metrics)`,
+        ),
       ],
     },
   ];

@@ -22,6 +22,7 @@ import {
   type AdmissionRuns,
   admissionTables,
   admissionTargets,
+  apiserverWebhookTiming,
   percentile,
   type Registration,
   summarizeAdmission,
@@ -93,9 +94,11 @@ class PodClient {
     seconds: number,
     cpu: Record<string, () => number>,
     webhookMetrics: () => Promise<string>,
+    apiserverMetrics: (() => Promise<string>) | undefined,
   ): Promise<AdmissionRun> {
     const latencies: number[] = [];
     const w0 = webhookCounters(await webhookMetrics());
+    const a0 = apiserverMetrics ? apiserverWebhookTiming(await apiserverMetrics()) : undefined;
     const cpu0 = Object.fromEntries(Object.entries(cpu).map(([k, f]) => [k, f()]));
     const started = performance.now();
     const end = started + seconds * 1000;
@@ -115,10 +118,14 @@ class PodClient {
     );
     const w1 = webhookCounters(await webhookMetrics());
     const calls = w1.requests - w0.requests;
+    const a1 = apiserverMetrics ? apiserverWebhookTiming(await apiserverMetrics()) : undefined;
+    const apiserverCalls = a0 && a1 ? a1.calls - a0.calls : 0;
     return {
       cpuMicrosPerCreate,
       webhookCallsPerCreate: calls / latencies.length,
       webhookMeanMs: calls > 0 ? ((w1.seconds - w0.seconds) / calls) * 1000 : 0,
+      apiserverWebhookMeanMs:
+        a0 && a1 && apiserverCalls > 0 ? ((a1.seconds - a0.seconds) / apiserverCalls) * 1000 : Number.NaN,
       perSecond: latencies.length / elapsed,
       creates: latencies.length,
       p50Ms: percentile(latencies, 0.5),
@@ -224,6 +231,8 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
     const apiserverPid = cluster.local?.processes.find((p) => p.name === 'kube-apiserver')?.child.pid;
     const webhookPid = webhook.child.pid!;
     const healthPort = webhook.healthPort;
+    const local = cluster.local;
+    const apiserverMetrics = local ? () => local.metrics() : undefined;
     const webhookMetrics = async (): Promise<string> =>
       (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
     const cpu: Record<string, () => number> = {
@@ -267,7 +276,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
     ctx.progress('admission: warming up');
     for (const want of ['webhook', 'none'] as const) {
       await set(want);
-      for (const b of bodies) await c.load(b.body, plan.warmupSeconds, cpu, webhookMetrics);
+      for (const b of bodies) await c.load(b.body, plan.warmupSeconds, cpu, webhookMetrics, apiserverMetrics);
     }
 
     const results: AdmissionBody[] = bodies.map((b) => ({ name: b.name, runs: { webhook: [], none: [] } }));
@@ -276,7 +285,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
       for (const want of order) {
         await set(want);
         for (const [i, b] of bodies.entries()) {
-          const r = await c.load(b.body, plan.seconds, cpu, webhookMetrics);
+          const r = await c.load(b.body, plan.seconds, cpu, webhookMetrics, apiserverMetrics);
           // Still the wanted path after the load (nothing re-registered or lost meanwhile).
           const check = await c.create(b.body);
           if (check.status !== 201 || injected(check.text) !== (want === 'webhook'))

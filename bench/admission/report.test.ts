@@ -5,6 +5,7 @@ import { renderText } from '../lib/table.ts';
 import {
   admissionTables,
   admissionTargets,
+  apiserverWebhookTiming,
   percentile,
   summarizeAdmission,
   webhookCounters,
@@ -18,6 +19,7 @@ const run = (perSecond: number, p50Ms = 10) => ({
   cpuMicrosPerCreate: { apiserver: 1e6 / perSecond, netmesh: 100, client: 50 },
   webhookCallsPerCreate: 1,
   webhookMeanMs: 0.5,
+  apiserverWebhookMeanMs: 0.8,
 });
 
 describe('admission report', () => {
@@ -34,6 +36,17 @@ describe('admission report', () => {
     const c = webhookCounters(text);
     assert.equal(c.requests, 100);
     assert.ok(Math.abs(c.seconds - 0.1) < 1e-12);
+  });
+
+  it("reads the apiserver's timing of netmesh's webhooks only", () => {
+    const text = [
+      'apiserver_admission_webhook_admission_duration_seconds_bucket{name="namespace.netmesh.io",operation="CREATE",rejected="false",type="admit",le="0.005"} 7',
+      'apiserver_admission_webhook_admission_duration_seconds_sum{name="namespace.netmesh.io",operation="CREATE",rejected="false",type="admit"} 0.5',
+      'apiserver_admission_webhook_admission_duration_seconds_count{name="namespace.netmesh.io",operation="CREATE",rejected="false",type="admit"} 10',
+      'apiserver_admission_webhook_admission_duration_seconds_sum{name="other.example.com",operation="CREATE",rejected="false",type="admit"} 9',
+      'apiserver_admission_webhook_admission_duration_seconds_count{name="other.example.com",operation="CREATE",rejected="false",type="admit"} 9',
+    ].join('\n');
+    assert.deepEqual(apiserverWebhookTiming(text), { calls: 10, seconds: 0.5 });
   });
 
   it('percentile is nearest-rank over unsorted samples', () => {

@@ -328,5 +328,6 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
 export const admissionArea: BenchArea = {
   name: 'admission',
   summary: "Pod creates/s through the apiserver with netmesh's webhook registered vs not",
+  needsCluster: true,
   run,
 };

@@ -54,5 +54,7 @@ export interface AreaResult {
 export interface BenchArea {
   name: string;
   summary: string;
+  /** Measures against an apiserver (ctx.cluster()): skipped, and said so, where none can run. */
+  needsCluster?: boolean;
   run(ctx: BenchContext): Promise<AreaResult>;
 }

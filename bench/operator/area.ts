@@ -555,5 +555,6 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
 export const operatorArea: BenchArea = {
   name: 'operator',
   summary: 'a real `netmesh operator` on the control plane against a client doing the minimal writes',
+  needsCluster: true,
   run,
 };

@@ -339,5 +339,6 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
 export const webhookArea: BenchArea = {
   name: 'webhook',
   summary: 'a real `netmesh webhook` against a bare Node https server: throughput, latency, memory',
+  needsCluster: true,
   run,
 };

@@ -184,6 +184,41 @@ describe('Informer', () => {
     await h.inf.stop();
   });
 
+  it('keeps and hands out objects without managedFields, from the list and from the watch', async () => {
+    const managed = (o: V1ConfigMap): V1ConfigMap => ({
+      ...o,
+      metadata: {
+        ...o.metadata,
+        managedFields: [
+          {
+            manager: 'kubectl',
+            operation: 'Apply',
+            apiVersion: 'v1',
+            fieldsType: 'FieldsV1',
+            fieldsV1: { 'f:data': {} },
+          },
+        ],
+      },
+    });
+    const h = harness([listOf('10', managed(cm('a', '1', { k: 'v' })))]);
+    const seen: (V1ConfigMap | undefined)[] = [];
+    h.inf.on('add', (o) => {
+      seen.push(o);
+    });
+    h.inf.on('update', (o, old) => {
+      seen.push(o, old);
+    });
+    h.inf.start();
+    await h.inf.waitForSync();
+    h.transport.last().emit('MODIFIED', managed(cm('a', '11', { k: 'w' })));
+    h.transport.last().emit('ADDED', managed(cm('b', '12')));
+    assert.equal(seen.length, 4);
+    for (const o of [...seen, ...h.inf.list()]) assert.equal(o?.metadata?.managedFields, undefined);
+    // Everything else stays.
+    assert.deepEqual(h.inf.get('a', 'ns'), cm('a', '11', { k: 'w' }));
+    await h.inf.stop();
+  });
+
   it('re-lists after 410 Gone without counting a restart, emitting only the differences', async () => {
     const h = harness([
       listOf('10', cm('a', '1'), cm('b', '2')),

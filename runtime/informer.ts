@@ -25,7 +25,7 @@
  *   their errors and rejections are logged.
  *
  * The informer keeps its own cache (name/namespace -> object), which is what get()/list()
- * read. Because a new generation re-lists into an empty ListWatch, this cache is also what
+ * read; cached objects carry no metadata.managedFields (memory: see #upsert). Because a new generation re-lists into an empty ListWatch, this cache is also what
  * turns that list into the right events: objects that reappear unchanged (same
  * resourceVersion) produce nothing, changed ones an update, and ones missing from the list a
  * delete (so deletes that happened while stopped or disconnected are observed). It is also how
@@ -496,6 +496,11 @@ export class Informer<T extends KubernetesObject> {
   }
 
   #upsert(gen: Generation<T>, obj: T): void {
+    // Nothing in netmesh reads managedFields, and they are a large part of every cached object
+    // (one entry per field manager, each a tree of nested objects): drop them, as client-go's
+    // TransformStripManagedFields does. In place, because ListWatch's own cache holds this
+    // same object.
+    if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
     const { ns, name } = keyOf(obj);
     if (!gen.listed) gen.seen.add(`${ns}/${name}`);
     let byName = this.#objects.get(ns);

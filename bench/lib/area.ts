@@ -1,6 +1,7 @@
 // What a benchmark area (internals, webhook, later operator) gives bench/run.ts: tables to
 // print, targets to check, figures for bench/results.json and charts to write. An area measures
 // with its own baseline in the same run, so its ratios hold on a shared, noisy machine.
+import type { TestCluster } from '../../cluster/target.ts';
 import type { Table } from './table.ts';
 
 export interface BenchContext {
@@ -12,6 +13,13 @@ export interface BenchContext {
   workDir: string;
   /** When set, areas that can write CPU profiles of what they measure put them here. */
   profileDir?: string;
+  /**
+   * The apiserver the areas of this run share (cluster/target.ts without a node: the local
+   * control plane, started once on first use, or the cluster the environment names). Its
+   * `stop()` does nothing: run.ts stops it after the last area. `owned` is true when this run
+   * started it (and it goes as a whole afterwards, so an area need not clean up inside it).
+   */
+  cluster(): Promise<TestCluster>;
 }
 
 export interface Target {
@@ -46,5 +54,7 @@ export interface AreaResult {
 export interface BenchArea {
   name: string;
   summary: string;
+  /** Measures against an apiserver (ctx.cluster()): skipped, and said so, where none can run. */
+  needsCluster?: boolean;
   run(ctx: BenchContext): Promise<AreaResult>;
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { acquireCluster, type TestCluster } from '../../cluster/target.ts';
+import type { TestCluster } from '../../cluster/target.ts';
 import {
   NAMESPACE_INJECTION_ENABLED,
   NAMESPACE_INJECTION_LABEL,
@@ -42,8 +42,7 @@ function statusOf(err: unknown): number | undefined {
   return (err as { code?: number })?.code;
 }
 
-export async function prepareWebhookEnvironment(log: (s: string) => void): Promise<WebhookEnvironment> {
-  const cluster: TestCluster = await acquireCluster({ node: false, log });
+export async function prepareWebhookEnvironment(cluster: TestCluster): Promise<WebhookEnvironment> {
   const core = cluster.kc.makeApiClient(CoreV1Api);
   const systemNamespace = `netmesh-bench-${process.pid}`;
   const tlsSecret = 'netmesh-bench-tls';

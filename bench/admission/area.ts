@@ -1,0 +1,333 @@
+// The `admission` area: what netmesh's webhook costs the apiserver's Pod-create path, end to
+// end. The same client creates Pods (server-side dryRun=All: the whole admission chain runs,
+// nothing is stored, no node or scheduler is involved) in a namespace labelled for injection,
+// with the chart's MutatingWebhookConfiguration registered (netmesh `webhook` on this host at
+// webhook.localRunURL, failurePolicy Fail) and with it removed, in interleaved rounds.
+import { Agent, request } from 'node:https';
+import * as k8s from '@kubernetes/client-node';
+import { installChart, serviceAccountKubeconfig } from '../../cluster/chart.ts';
+import { freePort } from '../../cluster/controlplane.ts';
+import { type NetmeshProcess, startNetmesh } from '../../cluster/netmesh-process.ts';
+import {
+  NAMESPACE_INJECTION_ENABLED,
+  NAMESPACE_INJECTION_LABEL,
+  STATUS_ANNOTATION,
+} from '../../webhook/core/contract.ts';
+import { coursePodManifest, typicalDeployment } from '../fixtures/workloads.ts';
+import type { AreaResult, BenchArea, BenchContext } from '../lib/area.ts';
+import { readCpuSeconds } from '../lib/procfs.ts';
+import {
+  type AdmissionBody,
+  type AdmissionRun,
+  type AdmissionRuns,
+  admissionTables,
+  admissionTargets,
+  apiserverWebhookTiming,
+  percentile,
+  type Registration,
+  summarizeAdmission,
+  webhookCounters,
+} from './report.ts';
+
+const RELEASE = 'netmesh-admission';
+const SYSTEM_NS = 'netmesh-bench-admission';
+const APP_NS = 'netmesh-bench-admission-app';
+const CONCURRENCY = 16;
+
+interface Plan {
+  rounds: number;
+  seconds: number;
+  warmupSeconds: number;
+}
+const FULL: Plan = { rounds: 6, seconds: 8, warmupSeconds: 3 };
+const QUICK: Plan = { rounds: 2, seconds: 1.5, warmupSeconds: 0.5 };
+
+async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A keep-alive HTTPS client with the admin's credentials: light, so the apiserver is what is measured. */
+class PodClient {
+  readonly #agent: Agent;
+  readonly #url: URL;
+  constructor(tls: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer }, server: string) {
+    this.#agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ...tls });
+    this.#url = new URL(`/api/v1/namespaces/${APP_NS}/pods?dryRun=All`, server);
+  }
+
+  /** One dry-run create; resolves with the Pod the apiserver would store. */
+  create(body: string): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        this.#url,
+        {
+          method: 'POST',
+          agent: this.#agent,
+          headers: { 'content-type': 'application/json' },
+          timeout: 30_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error('Pod create timed out')));
+      req.end(body);
+    });
+  }
+
+  /**
+   * CONCURRENCY loops creating Pods for `seconds`; every answer must be 201. `cpu` names the
+   * processes whose CPU time per create is reported (the apiserver, netmesh, this client).
+   */
+  async load(
+    body: string,
+    seconds: number,
+    cpu: Record<string, () => number>,
+    webhookMetrics: () => Promise<string>,
+    apiserverMetrics: (() => Promise<string>) | undefined,
+  ): Promise<AdmissionRun> {
+    const latencies: number[] = [];
+    const w0 = webhookCounters(await webhookMetrics());
+    const a0 = apiserverMetrics ? apiserverWebhookTiming(await apiserverMetrics()) : undefined;
+    const cpu0 = Object.fromEntries(Object.entries(cpu).map(([k, f]) => [k, f()]));
+    const started = performance.now();
+    const end = started + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (performance.now() < end) {
+          const t = performance.now();
+          const r = await this.create(body);
+          if (r.status !== 201) throw new Error(`Pod create answered ${r.status}: ${r.text.slice(0, 300)}`);
+          latencies.push(performance.now() - t);
+        }
+      }),
+    );
+    const elapsed = (performance.now() - started) / 1000;
+    const cpuMicrosPerCreate = Object.fromEntries(
+      Object.entries(cpu).map(([k, f]) => [k, ((f() - cpu0[k]!) / latencies.length) * 1e6]),
+    );
+    const w1 = webhookCounters(await webhookMetrics());
+    const calls = w1.requests - w0.requests;
+    const a1 = apiserverMetrics ? apiserverWebhookTiming(await apiserverMetrics()) : undefined;
+    const apiserverCalls = a0 && a1 ? a1.calls - a0.calls : 0;
+    return {
+      cpuMicrosPerCreate,
+      webhookCallsPerCreate: calls / latencies.length,
+      webhookMeanMs: calls > 0 ? ((w1.seconds - w0.seconds) / calls) * 1000 : 0,
+      apiserverWebhookMeanMs:
+        a0 && a1 && apiserverCalls > 0 ? ((a1.seconds - a0.seconds) / apiserverCalls) * 1000 : Number.NaN,
+      perSecond: latencies.length / elapsed,
+      creates: latencies.length,
+      p50Ms: percentile(latencies, 0.5),
+      p99Ms: percentile(latencies, 0.99),
+    };
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+}
+
+function injected(text: string): boolean {
+  const pod = JSON.parse(text) as k8s.V1Pod;
+  return pod.metadata?.annotations?.[STATUS_ANNOTATION] !== undefined;
+}
+
+function podBodies(): { name: string; body: string }[] {
+  const typical = typicalDeployment().spec!.template;
+  const typicalPod: k8s.V1Pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'checkout', ...(typical.metadata ?? {}) },
+    ...(typical.spec ? { spec: typical.spec } : {}),
+  };
+  return [
+    { name: "course's Pod", body: JSON.stringify(coursePodManifest()) },
+    { name: 'Deployment Pod', body: JSON.stringify(typicalPod) },
+  ];
+}
+
+async function run(ctx: BenchContext): Promise<AreaResult> {
+  const plan = ctx.quick ? QUICK : FULL;
+  const cluster = await ctx.cluster();
+  const kc = cluster.kc;
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) throw new Error('the kubeconfig names no cluster');
+  let webhook: NetmeshProcess | undefined;
+  let removeToken: (() => void) | undefined;
+  let client: PodClient | undefined;
+  let configName = '';
+  let saved: k8s.V1MutatingWebhookConfiguration | undefined;
+  try {
+    const port = await freePort();
+    const chart = installChart(cluster.kubeconfigPath, RELEASE, SYSTEM_NS, {
+      'webhook.localRunURL': `https://127.0.0.1:${port}/mutate`,
+      'webhook.failurePolicy': 'Fail',
+    });
+    configName = chart.fullname;
+    const sa = await serviceAccountKubeconfig(kc, SYSTEM_NS, chart.fullname, 24 * 3600);
+    removeToken = sa.remove;
+    ctx.progress('admission: starting netmesh webhook on this host (chart identity)');
+    webhook = await startNetmesh(
+      'webhook',
+      [
+        `--kubeconfig=${sa.path}`,
+        `--netmesh-namespace=${SYSTEM_NS}`,
+        '--tls-secret=netmesh-webhook-tls',
+        `--listen=127.0.0.1:${port}`,
+        `--webhook-config-name=${configName}`,
+        '--shutdown-delay=0s',
+      ],
+      // The production default: one log line per admission.
+      {
+        NETMESH_LOG_LEVEL: 'info',
+        ...(ctx.profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${ctx.profileDir}` } : {}),
+      },
+    );
+    await webhook.waitReady(60_000);
+    await waitUntil('netmesh to patch the caBundle', async () => {
+      const mwc = await admission.readMutatingWebhookConfiguration({ name: configName });
+      return (mwc.webhooks ?? []).every((w) => (w.clientConfig.caBundle ?? '').length > 0);
+    });
+    const live = await admission.readMutatingWebhookConfiguration({ name: configName });
+    saved = {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: {
+        name: configName,
+        ...(live.metadata?.labels ? { labels: live.metadata.labels } : {}),
+        ...(live.metadata?.annotations ? { annotations: live.metadata.annotations } : {}),
+      },
+      ...(live.webhooks ? { webhooks: live.webhooks } : {}),
+    };
+    await core.createNamespace({
+      body: {
+        metadata: { name: APP_NS, labels: { [NAMESPACE_INJECTION_LABEL]: NAMESPACE_INJECTION_ENABLED } },
+      },
+    });
+    // The ServiceAccount admission plugin refuses Pods until the namespace's default account exists.
+    await waitUntil(`ServiceAccount default in ${APP_NS}`, () =>
+      core.readNamespacedServiceAccount({ name: 'default', namespace: APP_NS }).then(() => true),
+    );
+
+    const opts: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer } = {};
+    await kc.applyToHTTPSOptions(opts);
+    client = new PodClient({ ca: opts.ca, cert: opts.cert, key: opts.key } as never, server);
+    const c = client;
+    const bodies = podBodies();
+    // CPU time per create, of the apiserver (when this run started it), netmesh and this client.
+    const apiserverPid = cluster.local?.processes.find((p) => p.name === 'kube-apiserver')?.child.pid;
+    const webhookPid = webhook.child.pid!;
+    const healthPort = webhook.healthPort;
+    const local = cluster.local;
+    const apiserverMetrics = local ? () => local.metrics() : undefined;
+    const webhookMetrics = async (): Promise<string> =>
+      (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+    const cpu: Record<string, () => number> = {
+      ...(apiserverPid ? { apiserver: () => readCpuSeconds(apiserverPid) } : {}),
+      netmesh: () => readCpuSeconds(webhookPid),
+      // This process: the client (nothing else runs in it meanwhile).
+      client: () => {
+        const u = process.cpuUsage();
+        return (u.user + u.system) / 1e6;
+      },
+    };
+
+    /** Registers or removes the webhook, and waits until the apiserver acts accordingly. */
+    let state: Registration = 'webhook';
+    const set = async (want: Registration): Promise<void> => {
+      if (want === state) return;
+      if (want === 'none') await admission.deleteMutatingWebhookConfiguration({ name: configName });
+      else await admission.createMutatingWebhookConfiguration({ body: saved! });
+      state = want;
+      // The apiserver picks up webhook configurations through its own informer: wait until three
+      // creates in a row show the wanted behaviour.
+      let streak = 0;
+      await waitUntil(
+        `the apiserver to ${want === 'none' ? 'stop' : 'start'} calling the webhook`,
+        async () => {
+          const r = await c.create(bodies[0]!.body);
+          if (r.status !== 201) throw new Error(`Pod create answered ${r.status}: ${r.text.slice(0, 300)}`);
+          streak = injected(r.text) === (want === 'webhook') ? streak + 1 : 0;
+          return streak >= 3;
+        },
+      );
+    };
+
+    for (const b of bodies) {
+      const r = await c.create(b.body);
+      if (r.status !== 201 || !injected(r.text))
+        throw new Error(
+          `the ${b.name} was not injected through the apiserver (HTTP ${r.status}): ${r.text.slice(0, 500)}`,
+        );
+    }
+    ctx.progress('admission: warming up');
+    for (const want of ['webhook', 'none'] as const) {
+      await set(want);
+      for (const b of bodies) await c.load(b.body, plan.warmupSeconds, cpu, webhookMetrics, apiserverMetrics);
+    }
+
+    const results: AdmissionBody[] = bodies.map((b) => ({ name: b.name, runs: { webhook: [], none: [] } }));
+    for (let round = 0; round < plan.rounds; round++) {
+      const order: Registration[] = round % 2 === 0 ? ['webhook', 'none'] : ['none', 'webhook'];
+      for (const want of order) {
+        await set(want);
+        for (const [i, b] of bodies.entries()) {
+          const r = await c.load(b.body, plan.seconds, cpu, webhookMetrics, apiserverMetrics);
+          // Still the wanted path after the load (nothing re-registered or lost meanwhile).
+          const check = await c.create(b.body);
+          if (check.status !== 201 || injected(check.text) !== (want === 'webhook'))
+            throw new Error(
+              `after the ${want} run the ${b.name} was ${injected(check.text) ? '' : 'not '}injected`,
+            );
+          results[i]!.runs[want].push(r);
+        }
+      }
+      ctx.progress(
+        `admission: round ${round + 1}/${plan.rounds}: ${results.map((b) => `${b.name} ${b.runs.webhook.at(-1)!.perSecond.toFixed(0)} with, ${b.runs.none.at(-1)!.perSecond.toFixed(0)} without`).join('; ')} creates/s`,
+      );
+    }
+    await set('webhook');
+
+    const runs: AdmissionRuns = {
+      concurrency: CONCURRENCY,
+      seconds: plan.seconds,
+      rounds: plan.rounds,
+      bodies: results,
+    };
+    const summaries = results.map(summarizeAdmission);
+    return {
+      tables: admissionTables(runs, summaries),
+      targets: admissionTargets(summaries),
+      results: { ...runs, summaries },
+      charts: [],
+    };
+  } finally {
+    client?.close();
+    await webhook?.stop();
+    removeToken?.();
+    if (!cluster.owned) {
+      await core.deleteNamespace({ name: APP_NS }).catch(() => {});
+      if (saved) await admission.deleteMutatingWebhookConfiguration({ name: configName }).catch(() => {});
+    }
+  }
+}
+
+export const admissionArea: BenchArea = {
+  name: 'admission',
+  summary: "Pod creates/s through the apiserver with netmesh's webhook registered vs not",
+  needsCluster: true,
+  run,
+};

@@ -279,7 +279,42 @@ export function admit(request: AdmissionRequest, ctx: AdmitContext): AdmitResult
   }
 }
 
+/**
+ * The steps of one decision, top to bottom: is this a Pod being created, is it selected, is a
+ * template in force, and what patch does that template make of it. Each step either answers
+ * (returns the AdmitResult) or hands on to the next.
+ */
 function admitUnsafe(request: AdmissionRequest, ctx: AdmitContext): AdmitResult {
+  const notForUs = rejectNonPodCreate(request);
+  if (notForUs !== undefined) return notForUs;
+  const pod = request.object;
+  if (!isPlainObject(pod)) {
+    const message = 'request has no Pod object; admitted unchanged';
+    return allowed(request, 'skipped', 'InvalidPod', message, [message]);
+  }
+  const namespace = requestNamespace(request, pod);
+  const warnings: string[] = [];
+  if (ctx.namespaceLabelsError !== undefined) {
+    warnings.push(
+      `could not read the labels of namespace ${JSON.stringify(namespace)} (${ctx.namespaceLabelsError}); decided on the pod's own labels`,
+    );
+  }
+  const selection = decideSelection({
+    pod: pod as V1Pod,
+    namespace,
+    namespaceLabels: ctx.namespaceLabels,
+    webhookNamespace: ctx.webhookNamespace,
+  });
+  if (!selection.inject) {
+    const loud = !QUIET_SKIPS.has(selection.reason);
+    if (loud) warnings.push(`sidecar not injected (${selection.reason}): ${selection.message}`);
+    return allowed(request, 'skipped', selection.reason, selection.message, warnings);
+  }
+  return injectSelected(request, pod as V1Pod, ctx, `${selection.reason}: ${selection.message}`, warnings);
+}
+
+/** Anything but a Pod CREATE passes unchanged; undefined means it is one. */
+function rejectNonPodCreate(request: AdmissionRequest): AdmitResult | undefined {
   if (!isPodCreate(request)) {
     const kind = isPlainObject(request.kind)
       ? `${request.kind.group || 'core'}/${request.kind.version} ${request.kind.kind}`
@@ -301,35 +336,24 @@ function admitUnsafe(request: AdmissionRequest, ctx: AdmitContext): AdmitResult 
       [],
     );
   }
-  const pod = request.object;
-  if (!isPlainObject(pod)) {
-    const message = 'request has no Pod object; admitted unchanged';
-    return allowed(request, 'skipped', 'InvalidPod', message, [message]);
-  }
-  const namespace =
-    typeof request.namespace === 'string' && request.namespace !== ''
-      ? request.namespace
-      : isPlainObject(pod['metadata']) && typeof pod['metadata']['namespace'] === 'string'
-        ? pod['metadata']['namespace']
-        : '';
+  return undefined;
+}
 
-  const warnings: string[] = [];
-  if (ctx.namespaceLabelsError !== undefined) {
-    warnings.push(
-      `could not read the labels of namespace ${JSON.stringify(namespace)} (${ctx.namespaceLabelsError}); decided on the pod's own labels`,
-    );
-  }
-  const selection = decideSelection({
-    pod: pod as V1Pod,
-    namespace,
-    namespaceLabels: ctx.namespaceLabels,
-    webhookNamespace: ctx.webhookNamespace,
-  });
-  if (!selection.inject) {
-    const loud = !QUIET_SKIPS.has(selection.reason);
-    if (loud) warnings.push(`sidecar not injected (${selection.reason}): ${selection.message}`);
-    return allowed(request, 'skipped', selection.reason, selection.message, warnings);
-  }
+/** The request's namespace, else the Pod's own metadata.namespace, else ''. */
+function requestNamespace(request: AdmissionRequest, pod: Record<string, unknown>): string {
+  if (typeof request.namespace === 'string' && request.namespace !== '') return request.namespace;
+  const metadata = pod['metadata'];
+  return isPlainObject(metadata) && typeof metadata['namespace'] === 'string' ? metadata['namespace'] : '';
+}
+
+/** A selected Pod: patch it with the template in force, or say why not. */
+function injectSelected(
+  request: AdmissionRequest,
+  pod: V1Pod,
+  ctx: AdmitContext,
+  selected: string,
+  warnings: string[],
+): AdmitResult {
   if (ctx.template === undefined) {
     const message =
       'no valid sidecar template is loaded (ConfigMap missing or never valid); pod admitted without the sidecar';
@@ -339,7 +363,7 @@ function admitUnsafe(request: AdmissionRequest, ctx: AdmitContext): AdmitResult 
   if (ctx.templateStale !== undefined) {
     warnings.push(`using the last good sidecar template ${ctx.template.hash}: ${ctx.templateStale}`);
   }
-  const plan = planEncodedInjection(pod as V1Pod, ctx.template.template, { templateHash: ctx.template.hash });
+  const plan = planEncodedInjection(pod, ctx.template.template, { templateHash: ctx.template.hash });
   warnings.push(...plan.warnings);
   if (plan.action === 'skip') {
     // The selection already let a Pod carrying our record through quietly; reaching here as
@@ -347,13 +371,7 @@ function admitUnsafe(request: AdmissionRequest, ctx: AdmitContext): AdmitResult 
     warnings.push(`sidecar not injected (${plan.reason}): ${plan.message}`);
     return allowed(request, 'skipped', plan.reason, plan.message, warnings);
   }
-  const result = allowed(
-    request,
-    'injected',
-    'Injected',
-    `${selection.reason}: ${selection.message}`,
-    warnings,
-  );
+  const result = allowed(request, 'injected', 'Injected', selected, warnings);
   result.response.patchType = 'JSONPatch';
   result.response.patch = plan.patchBase64;
   return result;

@@ -75,12 +75,34 @@ function select(reason: SelectionReason, message: string): SelectionDecision {
   return { inject: true, reason, message };
 }
 
+/**
+ * Whether a Pod gets the sidecar, in three steps read top to bottom: places and kinds of Pod that
+ * are never injected, then the opt-out and opt-ins (namespace label, pod label, legacy
+ * annotation), and otherwise a skip that names every label that was there but not "true".
+ */
 export function decideSelection(input: SelectionInput): SelectionDecision {
-  const { pod, namespace, webhookNamespace } = input;
-  const namespaceLabels = readMap(input.namespaceLabels);
-  const labels = podLabels(pod);
-  const annotations = podAnnotations(pod);
+  const facts: SelectionFacts = {
+    namespace: input.namespace,
+    namespaceLabels: readMap(input.namespaceLabels),
+    labels: podLabels(input.pod),
+    annotations: podAnnotations(input.pod),
+  };
+  return neverInjected(input.pod, facts, input.webhookNamespace) ?? optedOutOrIn(facts) ?? notEnabled(facts);
+}
 
+interface SelectionFacts {
+  namespace: string;
+  namespaceLabels: Record<string, unknown>;
+  labels: Record<string, unknown>;
+  annotations: Record<string, unknown>;
+}
+
+/** System and own namespaces, mirror Pods, host-network Pods and Pods we already injected. */
+function neverInjected(
+  pod: V1Pod,
+  { namespace, annotations }: SelectionFacts,
+  webhookNamespace: string,
+): SelectionDecision | undefined {
   if (SYSTEM_NAMESPACES.includes(namespace)) {
     return skip(
       'SystemNamespace',
@@ -105,7 +127,16 @@ export function decideSelection(input: SelectionInput): SelectionDecision {
   if (hasOwn(annotations, STATUS_ANNOTATION)) {
     return skip('AlreadyInjected', `pod already carries annotation ${STATUS_ANNOTATION}`);
   }
+  return undefined;
+}
 
+/** The pod's opt-out wins over everything; then the namespace label, pod label, legacy annotation. */
+function optedOutOrIn({
+  namespace,
+  namespaceLabels,
+  labels,
+  annotations,
+}: SelectionFacts): SelectionDecision | undefined {
   const podLabel = labels[POD_INJECT_LABEL];
   if (podLabel === 'false') {
     return skip('PodOptOut', `pod has label ${POD_INJECT_LABEL}=false`);
@@ -122,7 +153,11 @@ export function decideSelection(input: SelectionInput): SelectionDecision {
   if (annotations[LEGACY_INJECT_ANNOTATION] === 'true') {
     return select('LegacyAnnotationOptIn', `pod has annotation ${LEGACY_INJECT_ANNOTATION}=true`);
   }
+  return undefined;
+}
 
+/** Nobody opted in: the skip names each label or annotation that was set to something else. */
+function notEnabled({ namespace, namespaceLabels, labels, annotations }: SelectionFacts): SelectionDecision {
   const notes: string[] = [];
   const nsValue = namespaceLabels[NAMESPACE_INJECTION_LABEL];
   if (nsValue !== undefined) {
@@ -130,6 +165,7 @@ export function decideSelection(input: SelectionInput): SelectionDecision {
       `its label ${NAMESPACE_INJECTION_LABEL}=${String(nsValue)} is not "${NAMESPACE_INJECTION_ENABLED}"`,
     );
   }
+  const podLabel = labels[POD_INJECT_LABEL];
   if (podLabel !== undefined) {
     notes.push(
       `pod label ${POD_INJECT_LABEL}=${JSON.stringify(podLabel)} is neither "true" nor "false" and was ignored`,

@@ -145,45 +145,15 @@ export class NetworkController {
       metrics: new PrometheusQueueMetricsProvider(registry),
       rateLimiter: defaultControllerRateLimiter<string>(this.#opts.rateLimiter),
     });
-    this.#metrics = {
-      total: registerOnce<Counter<'result'>>(
-        registry,
-        'netmesh_reconcile_total',
-        Counter,
-        () =>
-          new Counter({
-            name: 'netmesh_reconcile_total',
-            help: 'Network reconciles by result (success, error, conflict, cancelled).',
-            labelNames: ['result'],
-            registers: [registry],
-          }),
-      ),
-      errors: registerOnce(
-        registry,
-        'netmesh_reconcile_errors_total',
-        Counter,
-        () =>
-          new Counter({
-            name: 'netmesh_reconcile_errors_total',
-            help: 'Network reconciles that failed and were requeued with backoff.',
-            registers: [registry],
-          }),
-      ),
-      duration: registerOnce(
-        registry,
-        'netmesh_reconcile_duration_seconds',
-        Histogram,
-        () =>
-          new Histogram({
-            name: 'netmesh_reconcile_duration_seconds',
-            help: 'Time to reconcile one Network.',
-            buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-            registers: [registry],
-          }),
-      ),
-    };
+    this.#metrics = reconcileMetrics(registry);
+    this.networks = this.#watchNetworks();
+    this.configMaps = this.#watchCniConfigMaps(core);
+  }
 
-    this.networks = new Informer<Network>({
+  /** The Networks informer: every change of a Network enqueues it (and its overlap partners). */
+  #watchNetworks(): Informer<Network> {
+    const { kc, log, registry } = this.#opts;
+    const networks = new Informer<Network>({
       kc,
       name: 'networks',
       path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
@@ -194,11 +164,16 @@ export class NetworkController {
       log,
       registry,
     });
-    this.networks.on('add', (n) => this.#onNetwork(n));
-    this.networks.on('update', (n) => this.#onNetwork(n));
-    this.networks.on('delete', (n) => this.#onNetworkDeleted(n));
+    networks.on('add', (n) => this.#onNetwork(n));
+    networks.on('update', (n) => this.#onNetwork(n));
+    networks.on('delete', (n) => this.#onNetworkDeleted(n));
+    return networks;
+  }
 
-    this.configMaps = new Informer<k8s.V1ConfigMap>({
+  /** The CNI ConfigMaps netmesh labelled: a change or deletion enqueues the owning Network. */
+  #watchCniConfigMaps(core: k8s.CoreV1Api): Informer<k8s.V1ConfigMap> {
+    const { kc, log, registry } = this.#opts;
+    const configMaps = new Informer<k8s.V1ConfigMap>({
       kc,
       name: 'cni-configmaps',
       path: '/api/v1/configmaps',
@@ -210,7 +185,8 @@ export class NetworkController {
       log,
       registry,
     });
-    for (const ev of ['add', 'update', 'delete'] as const) this.configMaps.on(ev, (o) => this.#onOwned(o));
+    for (const ev of ['add', 'update', 'delete'] as const) configMaps.on(ev, (o) => this.#onOwned(o));
+    return configMaps;
   }
 
   get log(): Logger {
@@ -407,64 +383,77 @@ export class NetworkController {
       log.debug('not found; nothing to do');
       return {};
     }
-    if (hasFinalizer(net)) {
-      // Migration: earlier versions added this finalizer. Owner references already make the
-      // garbage collector delete the materialised objects; the finalizer only made deleting
-      // a Network (and its namespace) hang whenever netmesh was not running.
-      net = await this.#patchNetwork(net, {
-        finalizers: (net.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
-      });
-      log.info('legacy finalizer removed');
-    }
+    if (hasFinalizer(net)) net = await this.#dropLegacyFinalizer(net, log);
     if (net.metadata?.deletionTimestamp) return {}; // another finalizer holds it; nothing of ours to do
 
-    const v = validateNetworkSpec(net.spec);
-    let outcome: Outcome;
-    if (!v.ok) {
-      await this.#removeMaterialized(net, log);
-      outcome = { kind: 'Invalid', message: v.message };
-    } else {
-      const blocker = this.index.isBlocked(key) ? this.index.blockerFor(key) : undefined;
-      if (blocker) {
-        await this.#removeMaterialized(net, log);
-        outcome = { kind: 'Overlap', blocker, message: overlapMessage(blocker), validation: v };
-      } else {
-        let m: Materialized;
-        try {
-          m = await this.#materialize(net, v, log);
-        } catch (err) {
-          const code = httpCode(err);
-          if (this.#context.signal.aborted || (code !== 400 && code !== 403 && code !== 422)) throw err;
-          // The apiserver refuses the object itself (invalid, e.g. a name too long for
-          // "<name>-cni"; forbidden by RBAC or an admission policy): say so in the status, with
-          // one Event, and retry with backoff (the error) rather than fail silently.
-          const ref = desiredMaterialization(net, v, this.#mode).ref;
-          const why = statusMessage(err) ?? (err instanceof Error ? err.message : String(err));
-          await this.#writeStatus(
-            net,
-            {
-              kind: 'MaterializeFailed',
-              message: `the apiserver refused ${ref.kind} ${ref.namespace}/${ref.name} (${code}): ${why}`,
-              validation: v,
-            },
-            log,
-          );
-          throw err;
-        }
-        if (m.conflict === undefined) {
-          outcome = { kind: 'Ready', ref: m.ref, validation: v };
-        } else {
-          // Whatever we materialised before (e.g. in the other mode) goes; theirs stays.
-          await this.#removeMaterialized(net, log);
-          outcome = { kind: 'Conflict', message: conflictMessage(m.ref, m.conflict), validation: v };
-        }
-      }
-    }
+    const outcome = await this.#decideAndMaterialize(key, net, log);
     await this.#writeStatus(net, outcome, log);
     // An object of somebody else's is not watched (the informers select netmesh's label), so
     // look again now and then: the Network becomes Ready by itself once the name is free.
     if (outcome.kind === 'Conflict') return { requeueAfterMs: this.#opts.conflictRecheckMs };
     return {};
+  }
+
+  /**
+   * Migration: earlier versions added this finalizer. Owner references already make the
+   * garbage collector delete the materialised objects; the finalizer only made deleting
+   * a Network (and its namespace) hang whenever netmesh was not running.
+   */
+  async #dropLegacyFinalizer(net: Network, log: Logger): Promise<Network> {
+    const patched = await this.#patchNetwork(net, {
+      finalizers: (net.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
+    });
+    log.info('legacy finalizer removed');
+    return patched;
+  }
+
+  /** Invalid or overlapping: nothing of ours may stay. Otherwise write the CNI object. */
+  async #decideAndMaterialize(key: string, net: Network, log: Logger): Promise<Outcome> {
+    const v = validateNetworkSpec(net.spec);
+    if (!v.ok) {
+      await this.#removeMaterialized(net, log);
+      return { kind: 'Invalid', message: v.message };
+    }
+    const blocker = this.index.isBlocked(key) ? this.index.blockerFor(key) : undefined;
+    if (blocker) {
+      await this.#removeMaterialized(net, log);
+      return { kind: 'Overlap', blocker, message: overlapMessage(blocker), validation: v };
+    }
+    const m = await this.#materializeOrReport(net, v, log);
+    if (m.conflict === undefined) return { kind: 'Ready', ref: m.ref, validation: v };
+    // Whatever we materialised before (e.g. in the other mode) goes; theirs stays.
+    await this.#removeMaterialized(net, log);
+    return { kind: 'Conflict', message: conflictMessage(m.ref, m.conflict), validation: v };
+  }
+
+  /**
+   * #materialize, but when the apiserver refuses the object itself (invalid, e.g. a name too
+   * long for "<name>-cni"; forbidden by RBAC or an admission policy) say so in the status, with
+   * one Event, and retry with backoff (the rethrown error) rather than fail silently.
+   */
+  async #materializeOrReport(
+    net: Network,
+    v: Extract<ReturnType<typeof validateNetworkSpec>, { ok: true }>,
+    log: Logger,
+  ): Promise<Materialized> {
+    try {
+      return await this.#materialize(net, v, log);
+    } catch (err) {
+      const code = httpCode(err);
+      if (this.#context.signal.aborted || (code !== 400 && code !== 403 && code !== 422)) throw err;
+      const ref = desiredMaterialization(net, v, this.#mode).ref;
+      const why = statusMessage(err) ?? (err instanceof Error ? err.message : String(err));
+      await this.#writeStatus(
+        net,
+        {
+          kind: 'MaterializeFailed',
+          message: `the apiserver refused ${ref.kind} ${ref.namespace}/${ref.name} (${code}): ${why}`,
+          validation: v,
+        },
+        log,
+      );
+      throw err;
+    }
   }
 
   async #patchNetwork(net: Network, metadata: { finalizers: string[] }): Promise<Network> {
@@ -587,4 +576,49 @@ export class NetworkController {
     const event = transitionEvent(net.status, next);
     if (event) await this.#events.record(net, event, { signal: this.#request() });
   }
+}
+
+/** The reconcile metrics, registered once per registry (a second controller reuses them). */
+function reconcileMetrics(registry: Registry): {
+  total: Counter<'result'>;
+  errors: Counter;
+  duration: Histogram;
+} {
+  return {
+    total: registerOnce<Counter<'result'>>(
+      registry,
+      'netmesh_reconcile_total',
+      Counter,
+      () =>
+        new Counter({
+          name: 'netmesh_reconcile_total',
+          help: 'Network reconciles by result (success, error, conflict, cancelled).',
+          labelNames: ['result'],
+          registers: [registry],
+        }),
+    ),
+    errors: registerOnce(
+      registry,
+      'netmesh_reconcile_errors_total',
+      Counter,
+      () =>
+        new Counter({
+          name: 'netmesh_reconcile_errors_total',
+          help: 'Network reconciles that failed and were requeued with backoff.',
+          registers: [registry],
+        }),
+    ),
+    duration: registerOnce(
+      registry,
+      'netmesh_reconcile_duration_seconds',
+      Histogram,
+      () =>
+        new Histogram({
+          name: 'netmesh_reconcile_duration_seconds',
+          help: 'Time to reconcile one Network.',
+          buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+          registers: [registry],
+        }),
+    ),
+  };
 }

@@ -18,6 +18,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { SecureContextOptions } from 'node:tls';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -176,36 +177,36 @@ function unexpected({ logger, metrics }: Bookkeeping, res: ServerResponse, err: 
   if (!res.headersSent) plain(res, 500, 'internal error');
 }
 
-/** The express application for the https server (unit tests mount it on their own). */
-export function createAdmissionApp(opts: AdmissionAppOptions): Express {
+/** Admits one parsed body: runs the review (sync or async) and answers, never throwing. */
+function answer(opts: AdmissionAppOptions, res: ServerResponse, raw: Buffer, started: bigint): void {
+  const parsed = parseReviewBody(raw);
+  if (!parsed.ok) {
+    invalid(opts, res, started, 400, parsed.reason);
+    return;
+  }
+  const request = parsed.request;
+  let result: AdmitResult | Promise<AdmitResult>;
+  try {
+    result = opts.review(request);
+  } catch (err) {
+    result = reviewFailed(request, err);
+  }
+  if (result instanceof Promise) {
+    result
+      .then(
+        (r) => respond(opts, res, request, r, started),
+        (err: unknown) => respond(opts, res, request, reviewFailed(request, err), started),
+      )
+      .catch((err: unknown) => unexpected(opts, res, err));
+  } else {
+    respond(opts, res, request, result, started);
+  }
+}
+
+/** POST /mutate: checks the content type, reads the body within the limit, then answers. */
+function mutateHandler(opts: AdmissionAppOptions): (req: Request, res: Response) => void {
   const limit = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-
-  const answer = (res: ServerResponse, raw: Buffer, started: bigint): void => {
-    const parsed = parseReviewBody(raw);
-    if (!parsed.ok) {
-      invalid(opts, res, started, 400, parsed.reason);
-      return;
-    }
-    const request = parsed.request;
-    let result: AdmitResult | Promise<AdmitResult>;
-    try {
-      result = opts.review(request);
-    } catch (err) {
-      result = reviewFailed(request, err);
-    }
-    if (result instanceof Promise) {
-      result
-        .then(
-          (r) => respond(opts, res, request, r, started),
-          (err: unknown) => respond(opts, res, request, reviewFailed(request, err), started),
-        )
-        .catch((err: unknown) => unexpected(opts, res, err));
-    } else {
-      respond(opts, res, request, result, started);
-    }
-  };
-
-  const mutate = (req: Request, res: Response): void => {
+  return (req, res) => {
     const started = process.hrtime.bigint();
     // The apiserver always sends application/json; anything else (a form, YAML, text) is a
     // caller's mistake worth naming rather than a JSON syntax error. A request without a body
@@ -227,13 +228,17 @@ export function createAdmissionApp(opts: AdmissionAppOptions): Express {
         return;
       }
       try {
-        answer(res, result.body, started);
+        answer(opts, res, result.body, started);
       } catch (err) {
         unexpected(opts, res, err);
       }
     });
   };
+}
 
+/** The express application for the https server (unit tests mount it on their own). */
+export function createAdmissionApp(opts: AdmissionAppOptions): Express {
+  const mutate = mutateHandler(opts);
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -289,6 +294,42 @@ function secureOptions(tls: TlsMaterial): SecureContextOptions {
   return { cert: tls.certPem, key: tls.keyPem, minVersion: MIN_TLS_VERSION };
 }
 
+/**
+ * Answers what the HTTP parser rejects (timeout, oversized headers, garbage) with a status line
+ * where that is still possible, and otherwise drops the socket.
+ */
+function clientErrorHandler(logger: Logger): (err: NodeJS.ErrnoException, socket: Duplex) => void {
+  return (err, socket) => {
+    logger.debug({ err: err.message, code: err.code }, 'client error');
+    const status =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : '400 Bad Request';
+    // With a response already under way on the socket, a status line would corrupt it. An
+    // error that is not the HTTP parser's (a TLS handshake timeout also lands here) has no
+    // HTTP to answer: end() would wait behind the unfinished handshake for ever.
+    const http = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code?.startsWith('HPE_') === true;
+    if (http && socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    } else {
+      socket.destroy();
+    }
+  };
+}
+
+/** Resolves once the server listens; rejects with the listen error (e.g. EADDRINUSE). */
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 export async function startAdmissionServer(opts: AdmissionServerOptions): Promise<AdmissionServer> {
   const app = createAdmissionApp(opts);
   const requestTimeout = opts.requestTimeoutMs ?? 15_000;
@@ -312,31 +353,8 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
   server.on('tlsClientError', (err) => {
     opts.logger.debug({ err: err.message }, 'TLS handshake failed');
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    opts.logger.debug({ err: err.message, code: err.code }, 'client error');
-    const status =
-      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? '408 Request Timeout'
-        : err.code === 'HPE_HEADER_OVERFLOW'
-          ? '431 Request Header Fields Too Large'
-          : '400 Bad Request';
-    // With a response already under way on the socket, a status line would corrupt it. An
-    // error that is not the HTTP parser's (a TLS handshake timeout also lands here) has no
-    // HTTP to answer: end() would wait behind the unfinished handshake for ever.
-    const http = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code?.startsWith('HPE_') === true;
-    if (http && socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    } else {
-      socket.destroy();
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  server.on('clientError', clientErrorHandler(opts.logger));
+  await listen(server, opts.port, opts.host);
   const address = server.address() as AddressInfo;
   return {
     server,

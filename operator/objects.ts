@@ -34,6 +34,27 @@ const notFound = (err: unknown): undefined => {
   throw err;
 };
 
+/** The server-side apply of a whole object as netmesh's field manager, taking over conflicting fields. */
+function applyParams(obj: Owned): {
+  namespace: string;
+  name: string;
+  body: Owned;
+  fieldManager: string;
+  force: true;
+} {
+  return {
+    namespace: obj.metadata!.namespace!,
+    name: obj.metadata!.name!,
+    body: obj,
+    fieldManager: FIELD_MANAGER,
+    force: true,
+  };
+}
+
+function applyOptions(signal: AbortSignal | undefined): ReturnType<typeof requestOptions> {
+  return requestOptions({ signal, contentType: k8s.PatchStrategy.ServerSideApply });
+}
+
 export function configMapClient(core: k8s.CoreV1Api): ObjectClient {
   return {
     kind: 'ConfigMap',
@@ -47,16 +68,7 @@ export function configMapClient(core: k8s.CoreV1Api): ObjectClient {
         notFound,
       ),
     apply: (obj, signal) =>
-      core.patchNamespacedConfigMap(
-        {
-          namespace: obj.metadata!.namespace!,
-          name: obj.metadata!.name!,
-          body: obj,
-          fieldManager: FIELD_MANAGER,
-          force: true,
-        },
-        requestOptions({ signal, contentType: k8s.PatchStrategy.ServerSideApply }),
-      ) as Promise<Owned>,
+      core.patchNamespacedConfigMap(applyParams(obj), applyOptions(signal)) as Promise<Owned>,
     delete: async (namespace, name, preconditions, signal) => {
       await core
         .deleteNamespacedConfigMap({ namespace, name, body: { preconditions } }, requestOptions({ signal }))
@@ -83,15 +95,8 @@ export function nadClient(custom: k8s.CustomObjectsApi): ObjectClient {
       ).catch(notFound),
     apply: (obj, signal) =>
       custom.patchNamespacedCustomObject(
-        {
-          ...api,
-          namespace: obj.metadata!.namespace!,
-          name: obj.metadata!.name!,
-          body: obj,
-          fieldManager: FIELD_MANAGER,
-          force: true,
-        },
-        requestOptions({ signal, contentType: k8s.PatchStrategy.ServerSideApply }),
+        { ...api, ...applyParams(obj) },
+        applyOptions(signal),
       ) as Promise<Owned>,
     delete: async (namespace, name, preconditions, signal) => {
       await custom

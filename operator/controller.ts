@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { statusCode as httpCode, statusMessage, statusReason } from '../lib/kube-errors.ts';
 import { EventRecorder } from '../runtime/events.ts';
-import { Informer, waitForCacheSync } from '../runtime/informer.ts';
+import { CacheSyncReport, Informer, waitForCacheSync } from '../runtime/informer.ts';
 import { registerOnce } from '../runtime/metrics.ts';
 import {
   type DefaultControllerRateLimiterOptions,
@@ -104,7 +104,7 @@ export class NetworkController {
   #started = false;
   #stopping = false;
   /** Why the caches are not synced, once cacheSyncTimeoutMs has passed without them. */
-  #syncProblem: string | undefined;
+  readonly #sync: CacheSyncReport;
   /**
    * The context of all work: aborted by stop() and by the signal given to start() (leadership
    * lost). Every request of a reconcile carries it (with a timeout), so nothing this replica
@@ -146,6 +146,7 @@ export class NetworkController {
       rateLimiter: defaultControllerRateLimiter<string>(this.#opts.rateLimiter),
     });
     this.#metrics = reconcileMetrics(registry);
+    this.#sync = new CacheSyncReport(log, 'network controller', this.#opts.onCacheSyncTimeout);
     this.networks = this.#watchNetworks();
     this.configMaps = this.#watchCniConfigMaps(core);
   }
@@ -197,7 +198,7 @@ export class NetworkController {
   ready(): true | string {
     if (this.#started && this.#workersRunning > 0) return true;
     if (this.#stopping) return 'stopping';
-    return this.#syncProblem ?? 'waiting for the caches to sync';
+    return this.#sync.problem ?? 'waiting for the caches to sync';
   }
 
   mode(): MaterializeMode {
@@ -222,17 +223,9 @@ export class NetworkController {
     await waitForCacheSync(informers, {
       signal: this.#context.signal,
       timeoutMs: this.#opts.cacheSyncTimeoutMs,
-      onTimeout: (reason) => {
-        // controller-runtime fails the start here; we report and keep waiting instead, so a
-        // CRD or RBAC rule installed later heals without a restart (and `netmesh run` keeps
-        // its webhook serving meanwhile).
-        this.#syncProblem = reason;
-        this.log.error({ reason }, 'network controller cache sync timed out; still waiting');
-        this.#opts.onCacheSyncTimeout(reason);
-      },
+      onTimeout: this.#sync.timedOut,
     });
-    if (this.#syncProblem) this.log.info('network controller caches synced after all');
-    this.#syncProblem = undefined;
+    this.#sync.synced();
     this.#probeTimer = setInterval(() => void this.#probeMultus(), this.#opts.multusProbeIntervalMs);
     this.#probeTimer.unref();
     this.#started = true;

@@ -5,7 +5,13 @@ import { describe, it } from 'node:test';
 import { KubeConfig, type KubernetesListObject, type V1ConfigMap } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { Informer, type InformerOptions, type WatchTransport, waitForCacheSync } from './informer.ts';
+import {
+  CacheSyncReport,
+  Informer,
+  type InformerOptions,
+  type WatchTransport,
+  waitForCacheSync,
+} from './informer.ts';
 import { FakeClock } from './queue/index.ts';
 
 interface WatchCall {
@@ -530,5 +536,29 @@ describe('waitForCacheSync', () => {
     assert.deepEqual(reasons, []);
     assert.equal(h.clock.pendingTimers() > 0, true, 'the informer itself keeps retrying until stopped');
     await h.inf.stop();
+  });
+});
+
+describe('CacheSyncReport', () => {
+  it('reports a late sync once, keeps the reason for readiness, and clears it with one line when synced', () => {
+    const lines: { level: number; msg: string; reason?: string }[] = [];
+    const log = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const hooked: string[] = [];
+    const report = new CacheSyncReport(log, 'network controller', (reason) => hooked.push(reason));
+    assert.equal(report.problem, undefined);
+    report.synced();
+    assert.equal(lines.length, 0, 'an on-time sync says nothing');
+
+    report.timedOut('cache sync timed out after 2s: informer networks: 403 forbidden');
+    assert.equal(report.problem, 'cache sync timed out after 2s: informer networks: 403 forbidden');
+    assert.deepEqual(hooked, ['cache sync timed out after 2s: informer networks: 403 forbidden']);
+    assert.equal(lines[0]?.msg, 'network controller cache sync timed out; still waiting');
+    assert.equal(lines[0]?.level, 50);
+    assert.equal(lines[0]?.reason, 'cache sync timed out after 2s: informer networks: 403 forbidden');
+
+    report.synced();
+    assert.equal(report.problem, undefined);
+    assert.equal(lines[1]?.msg, 'network controller caches synced after all');
+    assert.equal(lines.length, 2);
   });
 });

@@ -623,6 +623,42 @@ function summarize(err: unknown): string {
 }
 
 /**
+ * A controller's account of a late cache sync: controller-runtime fails the start when the
+ * caches do not sync in time; netmesh reports once (log, readiness, the caller's hook) and keeps
+ * waiting, so a CRD or RBAC rule installed later heals without a restart (and `netmesh run`
+ * keeps its webhook serving meanwhile). `problem` is what readiness says until the sync.
+ */
+export class CacheSyncReport {
+  #problem: string | undefined;
+  readonly #log: Logger;
+  readonly #what: string;
+  readonly #onTimeout: (reason: string) => void;
+
+  constructor(log: Logger, what: string, onTimeout: (reason: string) => void) {
+    this.#log = log;
+    this.#what = what;
+    this.#onTimeout = onTimeout;
+  }
+
+  get problem(): string | undefined {
+    return this.#problem;
+  }
+
+  /** The onTimeout of waitForCacheSync. */
+  readonly timedOut = (reason: string): void => {
+    this.#problem = reason;
+    this.#log.error({ reason }, `${this.#what} cache sync timed out; still waiting`);
+    this.#onTimeout(reason);
+  };
+
+  /** After waitForCacheSync resolved: says so if it had been reported late. */
+  synced(): void {
+    if (this.#problem) this.#log.info(`${this.#what} caches synced after all`);
+    this.#problem = undefined;
+  }
+}
+
+/**
  * Waits until every informer has synced. Rejects when `signal` aborts (stop, leadership lost)
  * and otherwise never gives up: once `timeoutMs` has passed it calls `onTimeout` once with the
  * reason (which informers, and the apiserver's last answer to each), so that the caller can

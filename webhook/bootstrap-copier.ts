@@ -22,6 +22,7 @@ import type { Registry } from 'prom-client';
 import { statusCode as httpCode, statusReason } from '../lib/kube-errors.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL } from '../lib/ownership.ts';
 import { EventRecorder } from '../runtime/events.ts';
+import { CacheSyncReport } from '../runtime/informer.ts';
 import type { SharedInformer, SharedInformerFactory } from '../runtime/informer-factory.ts';
 import { PrometheusQueueMetricsProvider, RateLimitingQueue } from '../runtime/queue/index.ts';
 import { deadline, requestOptions } from '../runtime/request.ts';
@@ -158,7 +159,7 @@ function isInjected(ns: k8s.V1Namespace): boolean {
 
 export class BootstrapCopier {
   readonly #opts: Required<Omit<BootstrapCopierOptions, 'owner'>> & { owner: CopyOwner | undefined };
-  #syncProblem: string | undefined;
+  readonly #cacheSync: CacheSyncReport;
   #running = false;
   readonly #source: string;
   /** Created on start (the leader's): a standby replica never watches the copies. */
@@ -188,6 +189,7 @@ export class BootstrapCopier {
     };
     const { kc, log, registry, namespace, name } = opts;
     this.#source = `${namespace}/${name}`;
+    this.#cacheSync = new CacheSyncReport(log, 'Envoy bootstrap copier', this.#opts.onCacheSyncTimeout);
     const core = kc.makeApiClient(k8s.CoreV1Api);
     this.#core = core;
     this.#admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
@@ -205,8 +207,8 @@ export class BootstrapCopier {
   /** true once copying; else why not. */
   ready(): true | string {
     if (this.#running) return true;
-    return this.#syncProblem
-      ? `Envoy bootstrap copier: ${this.#syncProblem}`
+    return this.#cacheSync.problem
+      ? `Envoy bootstrap copier: ${this.#cacheSync.problem}`
       : 'Envoy bootstrap copier starting';
   }
 
@@ -278,16 +280,11 @@ export class BootstrapCopier {
       {
         signal: this.#context.signal,
         timeoutMs: this.#opts.cacheSyncTimeoutMs,
-        onTimeout: (reason) => {
-          this.#syncProblem = reason;
-          this.log.error({ reason }, 'Envoy bootstrap copier cache sync timed out; still waiting');
-          this.#opts.onCacheSyncTimeout(reason);
-        },
+        onTimeout: this.#cacheSync.timedOut,
       },
       [watched.namespaces, watched.source, watched.copies] as SharedInformer<k8s.KubernetesObject>[],
     );
-    if (this.#syncProblem) this.log.info('Envoy bootstrap copier caches synced after all');
-    this.#syncProblem = undefined;
+    this.#cacheSync.synced();
     this.#running = true;
     this.#enqueueAll();
     this.#resync = setInterval(() => this.#enqueueAll(), this.#opts.resyncMs);

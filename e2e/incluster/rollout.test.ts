@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { installInCluster } from '../../cluster/chart.ts';
+import { statusCode, statusMessage } from '../../lib/kube-errors.ts';
 import { STATUS_ANNOTATION } from '../../webhook/core/contract.ts';
 import { deleteNamespace, eventually, useCluster } from '../support.ts';
 import { ENABLED, installRelease, leaderOf, netmeshPods, type Release, requireNode } from './helpers.ts';
@@ -76,7 +77,8 @@ describe('netmesh in-cluster: rolling upgrade and leader loss', () => {
           admissions.ok++;
           if (!pod.metadata?.annotations?.[STATUS_ANNOTATION]) admissions.notInjected++;
         } catch (err) {
-          admissions.failed.push((err as Error).message.split('\n')[0] ?? String(err));
+          // The apiserver's Status message says which webhook call failed and how.
+          admissions.failed.push(`${statusCode(err) ?? ''} ${statusMessage(err) ?? (err as Error).message}`);
         }
         await new Promise((res) => setTimeout(res, 100));
       }

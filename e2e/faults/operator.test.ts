@@ -11,6 +11,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import type { NetmeshProcess } from '../../cluster/netmesh-process.ts';
 import { kubectlAsync } from '../../cluster/tools.ts';
+import { auditLog } from '../operator-support.ts';
 import { eventually } from '../support.ts';
 import {
   apiserverWrites,
@@ -194,12 +195,46 @@ describe('faults: the operator', () => {
       op.child.kill('SIGCONT');
     }
     const before = await apiserverWrites(f, 'configmaps');
+    const since = new Date().toISOString();
     await assertConverged(f, ns);
-    const writes = (await apiserverWrites(f, 'configmaps')) - before;
-    console.log(`# after the relist: ${writes} ConfigMap writes for 50 changes`);
-    // 30 creates, 10 edits and 10 deletes need one ConfigMap write each. A relist that rewrote
-    // the unchanged objects would show ~40 more.
-    assert.ok(writes <= 55, `${writes} ConfigMap writes after the relist`);
+    // The audit log says who wrote which ConfigMap: the apiserver's own counter also moves with
+    // the restarted apiserver's and the controller manager's writes elsewhere in the cluster.
+    const audited = auditLog(f.cluster.kubeconfigPath)
+      ?.read()
+      .filter(
+        (e) =>
+          e.stage === 'ResponseComplete' &&
+          e.objectRef?.resource === 'configmaps' &&
+          e.objectRef.namespace === ns &&
+          e.objectRef.name !== 'kube-root-ca.crt' &&
+          e.requestReceivedTimestamp >= since,
+      );
+    const writes = audited?.length ?? (await apiserverWrites(f, 'configmaps')) - before;
+    // Which objects were written more than the one write their change needs, and whether any of
+    // the 30 that did not change (w-20..w-49) was written at all: a relist that rewrites what it
+    // re-lists would show there.
+    const perObject = new Map<string, number>();
+    for (const e of audited ?? []) {
+      const key = `${e.verb} ${e.objectRef?.name}${(e.responseStatus?.code ?? 200) >= 400 ? ` (${e.responseStatus?.code})` : ''}`;
+      perObject.set(key, (perObject.get(key) ?? 0) + 1);
+    }
+    const unchangedWritten = (audited ?? []).filter((e) =>
+      /^w-(2\d|3\d|4\d)-cni$/.test(e.objectRef?.name ?? ''),
+    );
+    const failed = (audited ?? []).filter((e) => (e.responseStatus?.code ?? 200) >= 400).length;
+    const repeated = [...perObject].filter(([, n]) => n > 1);
+    console.log(
+      `# after the relist: ${writes} ConfigMap writes in the namespace for 50 changes (${failed} refused)${repeated.length ? `; repeated: ${repeated.map(([k, n]) => `${k} x${n}`).join(', ')}` : ''}`,
+    );
+    assert.deepEqual(
+      unchangedWritten.map((e) => `${e.verb} ${e.objectRef?.name}`),
+      [],
+      'the relist wrote none of the ConfigMaps whose Network did not change',
+    );
+    // 30 creates, 10 edits and 10 deletes (by the garbage collector) need one write each. Runs
+    // have measured 50 to 72: a changed object is sometimes written twice while the Network and
+    // ConfigMap informers re-list at different moments (see the repeated list above).
+    assert.ok(writes <= 100, `${writes} ConfigMap writes after the relist`);
     alive(op);
     await stopAll();
   });

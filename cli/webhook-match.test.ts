@@ -72,7 +72,7 @@ describe('matchWebhooks (the chart configuration)', () => {
     );
   });
 
-  test('excluded namespaces, opt-out, hostNetwork and mirror pods are never sent', () => {
+  test('excluded namespaces and opt-out are never sent; hostNetwork and mirror pods only past the legacy webhook', () => {
     const enabled = { 'netmesh.io/injection': 'enabled' };
     assert.deepEqual(called(pod(), 'kube-system', enabled), []);
     assert.match(
@@ -80,8 +80,15 @@ describe('matchWebhooks (the chart configuration)', () => {
       /kubernetes.io\/metadata.name NotIn \[kube-node-lease, kube-public, kube-system, netmesh-system\]/,
     );
     assert.deepEqual(called(pod({ 'netmesh.io/inject': 'false' }), 'shop', enabled), []);
-    assert.deepEqual(called(pod({}, {}, true), 'shop', enabled), []);
-    assert.deepEqual(called(pod({}, { 'kubernetes.io/config.mirror': 'x' }), 'shop', enabled), []);
+    // No CEL on the selector-routed webhooks: the handler skips these Pods (core/selection.ts).
+    assert.deepEqual(called(pod({}, {}, true), 'shop', enabled), ['namespace.netmesh.io']);
+    assert.deepEqual(called(pod({}, { 'kubernetes.io/config.mirror': 'x' }), 'shop', enabled), [
+      'namespace.netmesh.io',
+    ]);
+    const legacy = { 'initializer.kubernetes.io/envoy': 'true' };
+    assert.deepEqual(called(pod({}, legacy), 'plain', {}), ['legacy.netmesh.io']);
+    assert.deepEqual(called(pod({}, legacy, true), 'plain', {}), []);
+    assert.deepEqual(called(pod({}, { ...legacy, 'kubernetes.io/config.mirror': 'x' }), 'plain', {}), []);
     assert.deepEqual(excludedByName(config), [
       'kube-node-lease',
       'kube-public',

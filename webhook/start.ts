@@ -66,6 +66,7 @@ import {
   buildMutatingWebhookConfiguration,
   DEFAULT_WEBHOOK_CONFIG_NAME,
   type FailurePolicy,
+  type ReinvocationPolicy,
 } from './webhook-config.ts';
 
 export interface StartWebhookOptions {
@@ -94,6 +95,8 @@ export interface StartWebhookOptions {
   registerUrl?: string | undefined;
   /** failurePolicy of the registered configuration (default Ignore, as the chart). */
   failurePolicy?: FailurePolicy;
+  /** reinvocationPolicy of the registered configuration (default Never, as the chart). */
+  reinvocationPolicy?: ReinvocationPolicy;
   timeoutSeconds?: number;
   /** Added to the namespaceSelector of every registered webhook (scoping, shared test clusters). */
   extraNamespaceSelector?: V1LabelSelectorRequirement[];
@@ -502,6 +505,7 @@ async function registerLocally(setup: Setup, certs: CertSource): Promise<Registr
       clientConfig: { url: opts.registerUrl },
       caBundle: certs.caBundle(),
       failurePolicy: opts.failurePolicy ?? 'Ignore',
+      reinvocationPolicy: opts.reinvocationPolicy ?? 'Never',
       timeoutSeconds: opts.timeoutSeconds,
       matchConditionsSupported,
       extraNamespaceSelector: opts.extraNamespaceSelector,

@@ -47,6 +47,13 @@ export const MUTATE_PATH = '/mutate';
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 export type FailurePolicy = 'Ignore' | 'Fail';
+/**
+ * Never (the default, as Istio's): one call per Pod. IfNeeded makes the apiserver call again
+ * whenever a later admission step changed the Pod, and one always does after an injection (the
+ * ServiceAccount plugin mounts the token into the added containers), so every injected Pod
+ * costs a second call that finds it injected and answers with no patch.
+ */
+export type ReinvocationPolicy = 'Never' | 'IfNeeded';
 
 export type WebhookClientConfig =
   | { url: string }
@@ -60,6 +67,8 @@ export interface WebhookConfigOptions {
   /** PEM bundle of the CA(s) the serving certificate chains to; omitted when cert-manager injects it. */
   caBundle?: string | undefined;
   failurePolicy: FailurePolicy;
+  /** Default Never (see ReinvocationPolicy). */
+  reinvocationPolicy?: ReinvocationPolicy | undefined;
   timeoutSeconds?: number | undefined;
   /** Whether the apiserver supports matchConditions (GA in 1.30). */
   matchConditionsSupported: boolean;
@@ -138,7 +147,7 @@ export function buildMutatingWebhookConfiguration(
       clientConfig: toClientConfig(opts.clientConfig, opts.caBundle),
       failurePolicy: opts.failurePolicy,
       matchPolicy: 'Equivalent',
-      reinvocationPolicy: 'IfNeeded',
+      reinvocationPolicy: opts.reinvocationPolicy ?? 'Never',
       rules: [
         {
           apiGroups: [''],
@@ -154,21 +163,22 @@ export function buildMutatingWebhookConfiguration(
     };
     return webhook;
   };
-  const conditions = (more: V1MatchCondition[] = []): Partial<V1MutatingWebhook> =>
-    opts.matchConditionsSupported ? { matchConditions: [...COMMON_MATCH_CONDITIONS, ...more] } : {};
+  // The two selector-routed webhooks carry no matchConditions: the apiserver converts the whole
+  // Pod for CEL on every call of a webhook that has any (measured: about a third of what the
+  // webhook costs the apiserver per Pod create), to spare a call for the rare hostNetwork or
+  // mirror Pod that the handler skips anyway (core/selection.ts). The legacy webhook needs CEL
+  // to read the annotation, so there the common exclusions come for free.
 
   const webhooks: V1MutatingWebhook[] = [
     {
       ...base(NAMESPACE_WEBHOOK_NAME),
       namespaceSelector: { matchExpressions: [enabled, excluded, ...extra] },
       objectSelector: { matchExpressions: [{ key: POD_INJECT_LABEL, operator: 'NotIn', values: ['false'] }] },
-      ...conditions(),
     },
     {
       ...base(OBJECT_WEBHOOK_NAME),
       namespaceSelector: { matchExpressions: [notEnabled, excluded, ...extra] },
       objectSelector: { matchExpressions: [{ key: POD_INJECT_LABEL, operator: 'In', values: ['true'] }] },
-      ...conditions(),
     },
   ];
   if (opts.matchConditionsSupported) {
@@ -179,7 +189,7 @@ export function buildMutatingWebhookConfiguration(
       objectSelector: {
         matchExpressions: [{ key: POD_INJECT_LABEL, operator: 'NotIn', values: ['true', 'false'] }],
       },
-      ...conditions([LEGACY_MATCH_CONDITION]),
+      matchConditions: [...COMMON_MATCH_CONDITIONS, LEGACY_MATCH_CONDITION],
     });
   }
   return {

@@ -7,7 +7,11 @@ import { DEFAULT_SERVICE_NAME, DEFAULT_TLS_SECRET_NAME } from '../../webhook/cer
 import { TEMPLATE_CONFIGMAP_NAME } from '../../webhook/core/contract.ts';
 import { type StartWebhookOptions, startWebhook, type WebhookHandle } from '../../webhook/start.ts';
 import { parseLabelList } from '../../webhook/template-input.ts';
-import { DEFAULT_WEBHOOK_CONFIG_NAME, type FailurePolicy } from '../../webhook/webhook-config.ts';
+import {
+  DEFAULT_WEBHOOK_CONFIG_NAME,
+  type FailurePolicy,
+  type ReinvocationPolicy,
+} from '../../webhook/webhook-config.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
 import {
   durationFlag,
@@ -72,6 +76,13 @@ export const webhookFlags = {
     env: 'NETMESH_FAILURE_POLICY',
     default: 'Ignore',
     values: ['Ignore', 'Fail'],
+  },
+  'reinvocation-policy': {
+    type: 'string',
+    description: 'reinvocationPolicy of the registered webhooks: Never (as the chart) or IfNeeded',
+    env: 'NETMESH_REINVOCATION_POLICY',
+    default: 'Never',
+    values: ['Never', 'IfNeeded'],
   },
   'timeout-seconds': {
     type: 'string',
@@ -146,6 +157,10 @@ export function webhookOptionsFromFlags(v: WebhookFlagValues): StartWebhookOptio
   if (failurePolicy !== 'Fail' && failurePolicy !== 'Ignore') {
     throw new FlagError(`--failure-policy must be Fail or Ignore, got "${failurePolicy}"`);
   }
+  const reinvocationPolicy = v['reinvocation-policy'] ?? 'Never';
+  if (reinvocationPolicy !== 'Never' && reinvocationPolicy !== 'IfNeeded') {
+    throw new FlagError(`--reinvocation-policy must be Never or IfNeeded, got "${reinvocationPolicy}"`);
+  }
   const timeoutSeconds = intFlag('timeout-seconds', v['timeout-seconds'], 10);
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 30) {
     throw new FlagError(
@@ -177,6 +192,7 @@ export function webhookOptionsFromFlags(v: WebhookFlagValues): StartWebhookOptio
     registerUrl: v['register-url'],
     webhookConfigName: v['webhook-config-name'] ?? DEFAULT_WEBHOOK_CONFIG_NAME,
     failurePolicy: failurePolicy as FailurePolicy,
+    reinvocationPolicy: reinvocationPolicy as ReinvocationPolicy,
     extraNamespaceSelector: Object.entries(scope).map(([key, value]) => ({
       key,
       operator: 'In',

@@ -112,23 +112,36 @@ describe('webhook injection through the apiserver', () => {
     assert.equal(pod.spec?.containers.length, 2);
   });
 
-  test('hostNetwork Pods are filtered out by the apiserver (match condition), never reaching the webhook', async () => {
+  test("hostNetwork Pods: skipped by the handler in a labelled namespace, by the legacy webhook's match condition elsewhere", async () => {
     const requests = async () =>
       (await w.webhook.metrics.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
-    const before = await requests();
-    const res = await createPodWithWarnings(
+    const hostNetworkPod = (name: string, annotations?: Record<string, string>): V1Pod => ({
+      metadata: { name, ...(annotations ? { annotations } : {}) },
+      spec: { hostNetwork: true, containers: [{ name: 'app', image: 'busybox' }] },
+    });
+    // The selector-routed webhook has no CEL (the apiserver would convert every Pod for it), so
+    // the Pod reaches the handler, which admits it unchanged and says why.
+    let before = await requests();
+    const labelled = await createPodWithWarnings(h.kc, enabledNs, hostNetworkPod('hostnet'), true);
+    assert.equal(labelled.status, 201, labelled.text);
+    assert.equal(isInjected(labelled.pod), false);
+    assert.equal(labelled.pod.spec?.containers.length, 1);
+    assert.ok(
+      labelled.warnings.some((x) => x.startsWith('netmesh: sidecar not injected (HostNetwork)')),
+      JSON.stringify(labelled.warnings),
+    );
+    assert.equal(await requests(), before + 1, 'the webhook was called once');
+    // The legacy webhook needs CEL for the annotation anyway; its conditions also exclude it.
+    before = await requests();
+    const legacy = await createPodWithWarnings(
       h.kc,
-      enabledNs,
-      {
-        metadata: { name: 'hostnet' },
-        spec: { hostNetwork: true, containers: [{ name: 'app', image: 'busybox' }] },
-      },
+      plainNs,
+      hostNetworkPod('hostnet-legacy', { 'initializer.kubernetes.io/envoy': 'true' }),
       true,
     );
-    assert.equal(res.status, 201, res.text);
-    assert.equal(isInjected(res.pod), false);
-    assert.equal(res.pod.spec?.containers.length, 1);
-    assert.deepEqual(res.warnings, []);
+    assert.equal(legacy.status, 201, legacy.text);
+    assert.equal(isInjected(legacy.pod), false);
+    assert.deepEqual(legacy.warnings, []);
     assert.equal(await requests(), before, 'the webhook was not called');
   });
 

@@ -22,10 +22,15 @@ export interface NetmeshProcess {
   kill9(): Promise<void>;
 }
 
+/**
+ * Runs `netmesh <command>` on this host. `netmeshBin` is the CLI to run: the repository's
+ * (TypeScript sources) by default, or the image's compiled tree (the benchmarks).
+ */
 export async function startNetmesh(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  netmeshBin = bin,
 ): Promise<NetmeshProcess> {
   const healthPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'netmesh-proc-'));
@@ -33,7 +38,7 @@ export async function startNetmesh(
   const fd = openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
-    [bin, command, '--health-listen', `127.0.0.1:${healthPort}`, ...args],
+    [netmeshBin, command, '--health-listen', `127.0.0.1:${healthPort}`, ...args],
     {
       stdio: ['ignore', fd, fd],
       // No rollout to protect in tests: stop at once.

@@ -195,6 +195,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
         NETMESH_LOG_LEVEL: 'info',
         ...(ctx.profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${ctx.profileDir}` } : {}),
       },
+      ctx.netmeshBin,
     );
     await webhook.waitReady(60_000);
     await waitUntil('netmesh to patch the caBundle', async () => {

@@ -11,6 +11,12 @@ export interface BenchContext {
   progress: (line: string) => void;
   /** A scratch directory for this run (removed afterwards). */
   workDir: string;
+  /**
+   * bin/netmesh.js of the product compiled to JavaScript as the image ships it
+   * (deploy/image/compile.ts), built once per run: the processes measured are what users run,
+   * without the memory of Node's run-time type stripping.
+   */
+  netmeshBin: string;
   /** When set, areas that can write CPU profiles of what they measure put them here. */
   profileDir?: string;
   /**

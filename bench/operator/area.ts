@@ -385,6 +385,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
         'operator',
         ['--kubeconfig', b.identity, '--netmesh-namespace', SYSTEM_NS, '--lease-name', 'netmesh-operator'],
         { NETMESH_LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions.join(' ') },
+        ctx.netmeshBin,
       );
       return { process: operator, spawnedAt };
     };

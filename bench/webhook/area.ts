@@ -163,6 +163,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
       pin: pin.server,
       collector: pin.client,
       dir: ctx.workDir,
+      netmeshBin: ctx.netmeshBin,
       nodeArgs: ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [],
     });
     started.push(netmesh);

@@ -1,5 +1,6 @@
 // The two servers of the webhook benchmark as separate processes pinned to the server core:
-// netmesh as users run it (`netmesh webhook`, bin/netmesh.js, the same flags as a local run),
+// netmesh as users run it (`netmesh webhook` as the image ships it, compiled to JavaScript, with
+// the same flags as a local run),
 // and the bare baseline (baseline-server.mjs). Both run on the Node that runs the benchmark.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -131,6 +132,8 @@ export async function startNetmesh(opts: {
   dir: string;
   /** Extra Node options, e.g. --cpu-prof to see where the time goes under load. */
   nodeArgs?: string[];
+  /** bin/netmesh.js of the product as the image ships it (BenchContext.netmeshBin). */
+  netmeshBin: string;
 }): Promise<BenchServer> {
   const [port, healthPort] = [await freePort(), await freePort()];
   const logFile = join(opts.dir, 'netmesh.log');
@@ -138,7 +141,7 @@ export async function startNetmesh(opts: {
     [
       process.execPath,
       ...(opts.nodeArgs ?? []),
-      'bin/netmesh.js',
+      opts.netmeshBin,
       'webhook',
       `--kubeconfig=${opts.env.kubeconfigPath}`,
       `--netmesh-namespace=${opts.env.systemNamespace}`,

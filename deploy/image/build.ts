@@ -85,6 +85,7 @@ function inputHash(reference: string): string {
   const files = [
     'deploy/Dockerfile',
     'deploy/image/rootfs.ts',
+    'deploy/image/compile.ts',
     'deploy/image/oci.ts',
     'package-lock.json',
     ...APP_FILES,

@@ -6,7 +6,8 @@
 //   runtime/       the pinned Node binary (the npm `node` package, the same Node the tests run)
 //                  and the shared libraries it links, /etc/passwd with the non-root user, /tmp
 //   dependencies/  /app/node_modules: production dependencies only (npm ci --omit=dev)
-//   app/           /app: package.json, the CLI and the product's sources (no tests), build-info
+//   app/           /app: package.json, the CLI and the product compiled to JavaScript (no tests;
+//                  compile.ts), build-info
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
@@ -25,6 +26,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileApp } from './compile.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -122,12 +124,8 @@ function stageDependencies(root: string, repo: string): void {
 function stageApp(root: string, repo: string): void {
   const app = join(root, 'app');
   mkdirSync(app, { recursive: true });
-  for (const d of APP_DIRS) {
-    cpSync(join(repo, d), join(app, d), {
-      recursive: true,
-      filter: (src) => !src.endsWith('.test.ts') && !src.includes('/node_modules'),
-    });
-  }
+  // As JavaScript: Node's run-time type stripping costs every process about 48 MB (compile.ts).
+  compileApp(repo, app, APP_DIRS);
   for (const f of APP_FILES) copyFileSync(join(repo, f), join(app, f));
   const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
   writeFileSync(join(app, 'build-info.json'), `${JSON.stringify({ version: pkg.version, commit: commit(repo) })}\n`);

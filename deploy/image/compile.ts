@@ -8,7 +8,7 @@
 // what users run.
 import { cpSync, globSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 
 /** `from './x.ts'`, `import('../y.ts')`: relative specifiers only; packages are left alone. */
 const RELATIVE_TS_SPECIFIER = /(\bfrom\s*|\bimport\s*\(\s*)(['"])(\.{1,2}\/[^'"\n]+)\.ts\2/g;
@@ -45,23 +45,18 @@ export function compileModule(source: string, file: string): string {
 export function compileApp(repo: string, dest: string, dirs: readonly string[]): number {
   let compiled = 0;
   for (const dir of dirs) {
-    for (const rel of globSync('**/*', { cwd: join(repo, dir), withFileTypes: false })) {
-      const src = join(repo, dir, rel);
+    for (const entry of globSync('**/*', { cwd: join(repo, dir), withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const src = join(entry.parentPath, entry.name);
+      const rel = relative(repo, src);
       if (rel.includes('node_modules') || rel.endsWith('.test.ts')) continue;
-      const target = join(dest, dir, rel);
-      let text: string;
-      try {
-        text = readFileSync(src, 'utf8');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EISDIR') continue;
-        throw err;
-      }
+      const target = join(dest, rel);
       mkdirSync(dirname(target), { recursive: true });
       if (rel.endsWith('.ts')) {
-        writeFileSync(target.replace(/\.ts$/, '.js'), compileModule(text, src));
+        writeFileSync(target.replace(/\.ts$/, '.js'), compileModule(readFileSync(src, 'utf8'), src));
         compiled++;
-      } else if (/\.(m?js)$/.test(rel)) {
-        writeFileSync(target, rewriteSpecifiers(text, src));
+      } else if (/\.m?js$/.test(rel)) {
+        writeFileSync(target, rewriteSpecifiers(readFileSync(src, 'utf8'), src));
       } else {
         cpSync(src, target);
       }

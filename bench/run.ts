@@ -24,6 +24,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { acquireCluster, type TestCluster, unavailableReason } from '../cluster/target.ts';
+import { DOCKERFILE, entrypointNodeArgs, parseFinalStage } from '../deploy/image/build.ts';
 import { compileAppTree } from '../deploy/image/compile.ts';
 import { APP_DIRS, APP_FILES, REPO_ROOT } from '../deploy/image/rootfs.ts';
 import { UserFacingError } from '../lib/errors.ts';
@@ -85,6 +86,7 @@ const ctx: BenchContext = {
   progress,
   workDir,
   netmeshBin: join(appTree, 'bin', 'netmesh.js'),
+  netmeshNodeArgs: entrypointNodeArgs(parseFinalStage(readFileSync(DOCKERFILE, 'utf8'))),
   ...(profileDir ? { profileDir } : {}),
   cluster: () => {
     cluster ??= acquireCluster({ node: false, log: progress });

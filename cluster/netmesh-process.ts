@@ -24,13 +24,15 @@ export interface NetmeshProcess {
 
 /**
  * Runs `netmesh <command>` on this host. `netmeshBin` is the CLI to run: the repository's
- * (TypeScript sources) by default, or the image's compiled tree (the benchmarks).
+ * (TypeScript sources) by default, or the image's compiled tree (the benchmarks), run with
+ * `nodeArgs` before it (the image's ENTRYPOINT options, for the benchmarks).
  */
 export async function startNetmesh(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv = {},
   netmeshBin = bin,
+  nodeArgs: string[] = [],
 ): Promise<NetmeshProcess> {
   const healthPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'netmesh-proc-'));
@@ -38,7 +40,7 @@ export async function startNetmesh(
   const fd = openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
-    [netmeshBin, command, '--health-listen', `127.0.0.1:${healthPort}`, ...args],
+    [...nodeArgs, netmeshBin, command, '--health-listen', `127.0.0.1:${healthPort}`, ...args],
     {
       stdio: ['ignore', fd, fd],
       // No rollout to protect in tests: stop at once.

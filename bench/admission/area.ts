@@ -1,8 +1,9 @@
 // The `admission` area: what netmesh's webhook costs the apiserver's Pod-create path, end to
-// end. The same client creates Pods (server-side dryRun=All: the whole admission chain runs,
-// nothing is stored, no node or scheduler is involved) in a namespace labelled for injection,
-// with the chart's MutatingWebhookConfiguration registered (netmesh `webhook` on this host at
-// webhook.localRunURL, failurePolicy Fail) and with it removed, in interleaved rounds.
+// end. The same client creates Pods (stored in etcd, as a controller's are; generateName, and a
+// schedulerName no scheduler answers to, so no node ever runs them) in a namespace labelled for
+// injection, with the chart's MutatingWebhookConfiguration registered (netmesh `webhook` on this
+// host at webhook.localRunURL, failurePolicy Fail) and with it removed, in interleaved rounds.
+// Every run starts with the namespace empty: the Pods of the previous one are deleted first.
 import { Agent, request } from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 import { installChart, serviceAccountKubeconfig } from '../../cluster/chart.ts';
@@ -33,6 +34,8 @@ const RELEASE = 'netmesh-admission';
 const SYSTEM_NS = 'netmesh-bench-admission';
 const APP_NS = 'netmesh-bench-admission-app';
 const CONCURRENCY = 16;
+/** No scheduler answers to it: the stored Pods stay Pending, on any cluster the bench targets. */
+const SCHEDULER_NAME = 'netmesh-bench-unscheduled';
 
 interface Plan {
   rounds: number;
@@ -56,10 +59,10 @@ class PodClient {
   readonly #url: URL;
   constructor(tls: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer }, server: string) {
     this.#agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ...tls });
-    this.#url = new URL(`/api/v1/namespaces/${APP_NS}/pods?dryRun=All`, server);
+    this.#url = new URL(`/api/v1/namespaces/${APP_NS}/pods`, server);
   }
 
-  /** One dry-run create; resolves with the Pod the apiserver would store. */
+  /** One create; resolves with the Pod the apiserver stored. */
   create(body: string): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       const req = request(
@@ -143,18 +146,38 @@ function injected(text: string): boolean {
   return pod.metadata?.annotations?.[STATUS_ANNOTATION] !== undefined;
 }
 
+/** A Pod to store many times: a generated name, and never scheduled. */
+function storable(pod: k8s.V1Pod, generateName: string): string {
+  const { name: _name, ...metadata } = pod.metadata ?? {};
+  return JSON.stringify({
+    ...pod,
+    metadata: { ...metadata, generateName },
+    spec: { ...pod.spec!, schedulerName: SCHEDULER_NAME },
+  });
+}
+
 function podBodies(): { name: string; body: string }[] {
   const typical = typicalDeployment().spec!.template;
   const typicalPod: k8s.V1Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: 'checkout', ...(typical.metadata ?? {}) },
+    ...(typical.metadata ? { metadata: typical.metadata } : {}),
     ...(typical.spec ? { spec: typical.spec } : {}),
   };
   return [
-    { name: "course's Pod", body: JSON.stringify(coursePodManifest()) },
-    { name: 'Deployment Pod', body: JSON.stringify(typicalPod) },
+    { name: "course's Pod", body: storable(coursePodManifest(), 'course-') },
+    { name: 'Deployment Pod', body: storable(typicalPod, 'checkout-') },
   ];
+}
+
+/** Deletes every Pod of the namespace and waits until none is left (unscheduled Pods go at once). */
+async function emptyNamespace(core: k8s.CoreV1Api): Promise<void> {
+  await core.deleteCollectionNamespacedPod({ namespace: APP_NS, gracePeriodSeconds: 0 });
+  await waitUntil(
+    `the Pods of ${APP_NS} to be deleted`,
+    async () => ((await core.listNamespacedPod({ namespace: APP_NS, limit: 1 })).items ?? []).length === 0,
+    300_000,
+  );
 }
 
 async function run(ctx: BenchContext): Promise<AreaResult> {
@@ -196,6 +219,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
         ...(ctx.profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${ctx.profileDir}` } : {}),
       },
       ctx.netmeshBin,
+      ctx.netmeshNodeArgs,
     );
     await webhook.waitReady(60_000);
     await waitUntil('netmesh to patch the caBundle', async () => {
@@ -265,6 +289,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
           return streak >= 3;
         },
       );
+      await emptyNamespace(core);
     };
 
     for (const b of bodies) {
@@ -274,10 +299,14 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
           `the ${b.name} was not injected through the apiserver (HTTP ${r.status}): ${r.text.slice(0, 500)}`,
         );
     }
+    await emptyNamespace(core);
     ctx.progress('admission: warming up');
     for (const want of ['webhook', 'none'] as const) {
       await set(want);
-      for (const b of bodies) await c.load(b.body, plan.warmupSeconds, cpu, webhookMetrics, apiserverMetrics);
+      for (const b of bodies) {
+        await c.load(b.body, plan.warmupSeconds, cpu, webhookMetrics, apiserverMetrics);
+        await emptyNamespace(core);
+      }
     }
 
     const results: AdmissionBody[] = bodies.map((b) => ({ name: b.name, runs: { webhook: [], none: [] } }));
@@ -294,6 +323,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
               `after the ${want} run the ${b.name} was ${injected(check.text) ? '' : 'not '}injected`,
             );
           results[i]!.runs[want].push(r);
+          await emptyNamespace(core);
         }
       }
       ctx.progress(

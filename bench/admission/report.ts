@@ -117,7 +117,7 @@ function medianCpu(runs: AdmissionRun[]): Record<string, number> {
 export function admissionTables(runs: AdmissionRuns, summaries: AdmissionSummary[]): Table[] {
   return [
     {
-      title: `admission: Pod creates/s through the apiserver (dryRun=All), concurrency ${runs.concurrency}, webhook registered vs not`,
+      title: `admission: Pod creates/s through the apiserver (stored, never scheduled), concurrency ${runs.concurrency}, webhook registered vs not`,
       columns: [
         'Pod',
         'with webhook',

@@ -17,6 +17,8 @@ export interface BenchContext {
    * without the memory of Node's run-time type stripping.
    */
   netmeshBin: string;
+  /** The Node options the image's ENTRYPOINT gives before bin/netmesh.js (deploy/Dockerfile). */
+  netmeshNodeArgs: string[];
   /** When set, areas that can write CPU profiles of what they measure put them here. */
   profileDir?: string;
   /**

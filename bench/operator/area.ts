@@ -386,6 +386,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
         ['--kubeconfig', b.identity, '--netmesh-namespace', SYSTEM_NS, '--lease-name', 'netmesh-operator'],
         { NETMESH_LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions.join(' ') },
         ctx.netmeshBin,
+        ctx.netmeshNodeArgs,
       );
       return { process: operator, spawnedAt };
     };

@@ -164,7 +164,10 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
       collector: pin.client,
       dir: ctx.workDir,
       netmeshBin: ctx.netmeshBin,
-      nodeArgs: ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [],
+      nodeArgs: [
+        ...ctx.netmeshNodeArgs,
+        ...(ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : []),
+      ],
     });
     started.push(netmesh);
     const startupSeconds = (performance.now() - t0) / 1000;

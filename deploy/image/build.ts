@@ -74,6 +74,17 @@ export function parseFinalStage(text: string): FinalStage {
   return stage;
 }
 
+/**
+ * The Node options between the node binary and bin/netmesh.js in the final stage's ENTRYPOINT,
+ * so that whatever runs netmesh outside the image (the benchmarks) runs it as the image does.
+ */
+export function entrypointNodeArgs(stage: FinalStage): string[] {
+  const entrypoint = stage.config.Entrypoint ?? [];
+  if (entrypoint.length < 2 || !entrypoint[0]!.endsWith('/node') || entrypoint.at(-1) !== '/app/bin/netmesh.js')
+    throw new Error(`the ENTRYPOINT must be [node, <options>..., /app/bin/netmesh.js], got ${JSON.stringify(entrypoint)}`);
+  return entrypoint.slice(1, -1);
+}
+
 export function defaultReference(): string {
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
   return `localhost/netmesh:${pkg.version}`;

@@ -25,8 +25,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { acquireCluster, type TestCluster, unavailableReason } from '../cluster/target.ts';
 import { DOCKERFILE, entrypointNodeArgs, parseFinalStage } from '../deploy/image/build.ts';
-import { compileAppTree } from '../deploy/image/compile.ts';
-import { APP_DIRS, APP_FILES, REPO_ROOT } from '../deploy/image/rootfs.ts';
+import { bundleAppTree } from '../deploy/image/bundle.ts';
+import { REPO_ROOT } from '../deploy/image/rootfs.ts';
 import { UserFacingError } from '../lib/errors.ts';
 import { admissionArea } from './admission/area.ts';
 import { internalsArea } from './internals.ts';
@@ -79,8 +79,8 @@ if (profileDir) mkdirSync(profileDir, { recursive: true });
 const progress = (line: string): void => console.error(`# ${line}`);
 // One apiserver for every area of the run: a control plane start is 5-10 s of a quick run.
 let cluster: Promise<TestCluster> | undefined;
-// netmesh as the image ships it: compiled to JavaScript (a second or so).
-const appTree = compileAppTree(REPO_ROOT, join(workDir, 'app'), APP_DIRS, APP_FILES);
+// netmesh as the image ships it: bundled to JavaScript (deploy/image/bundle.ts, a second or so).
+const appTree = await bundleAppTree(REPO_ROOT, join(workDir, 'app'));
 const ctx: BenchContext = {
   quick,
   progress,

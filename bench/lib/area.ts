@@ -12,8 +12,8 @@ export interface BenchContext {
   /** A scratch directory for this run (removed afterwards). */
   workDir: string;
   /**
-   * bin/netmesh.js of the product compiled to JavaScript as the image ships it
-   * (deploy/image/compile.ts), built once per run: the processes measured are what users run,
+   * bin/netmesh.js of the product bundled to JavaScript as the image ships it
+   * (deploy/image/bundle.ts), built once per run: the processes measured are what users run,
    * without the memory of Node's run-time type stripping.
    */
   netmeshBin: string;

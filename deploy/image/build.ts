@@ -96,7 +96,7 @@ function inputHash(reference: string): string {
   const files = [
     'deploy/Dockerfile',
     'deploy/image/rootfs.ts',
-    'deploy/image/compile.ts',
+    'deploy/image/bundle.ts',
     'deploy/image/oci.ts',
     'package-lock.json',
     ...APP_FILES,
@@ -134,7 +134,7 @@ export async function buildProductImage(
   mkdirSync(outDir, { recursive: true });
   const stage = parseFinalStage(readFileSync(DOCKERFILE, 'utf8'));
   const staging = join(outDir, `${safe}.rootfs`);
-  const dirs = stageRootfs(staging) as Record<string, string>;
+  const dirs = (await stageRootfs(staging)) as Record<string, string>;
   try {
     const image = await writeImageLayout(
       {

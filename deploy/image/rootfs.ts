@@ -6,8 +6,8 @@
 //   runtime/       the pinned Node binary (the npm `node` package, the same Node the tests run)
 //                  and the shared libraries it links, /etc/passwd with the non-root user, /tmp
 //   dependencies/  /app/node_modules: production dependencies only (npm ci --omit=dev)
-//   app/           /app: package.json, the CLI and the product compiled to JavaScript (no tests;
-//                  compile.ts), build-info
+//   app/           /app: package.json, build-info, and bin/: the CLI and the product bundled
+//                  to JavaScript with the parts of @kubernetes/client-node it uses (bundle.ts)
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
@@ -26,11 +26,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compileApp } from './compile.ts';
+import { bundleApp } from './bundle.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The product's source folders, copied into /app (tests excluded). */
+/** The product's source folders: what the bundle in /app/bin is made of (with its imports). */
 export const APP_DIRS = ['bin', 'cli', 'lib', 'runtime', 'operator', 'webhook'] as const;
 /** Files next to them that the product reads or npm needs. */
 export const APP_FILES = ['package.json'] as const;
@@ -121,23 +121,24 @@ function stageDependencies(root: string, repo: string): void {
   }
 }
 
-function stageApp(root: string, repo: string): void {
+async function stageApp(root: string, repo: string): Promise<void> {
   const app = join(root, 'app');
   mkdirSync(app, { recursive: true });
-  // As JavaScript: Node's run-time type stripping costs every process about 48 MB (compile.ts).
-  compileApp(repo, app, APP_DIRS);
+  // Bundled JavaScript: run-time type stripping and client-node's whole barrel would cost every
+  // process about 80 MB more resident memory (bundle.ts).
+  await bundleApp(repo, app);
   for (const f of APP_FILES) copyFileSync(join(repo, f), join(app, f));
   const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
   writeFileSync(join(app, 'build-info.json'), `${JSON.stringify({ version: pkg.version, commit: commit(repo) })}\n`);
 }
 
 /** Stages the image's three root filesystems under `out` (replacing what was there). */
-export function stageRootfs(out: string, repo = REPO_ROOT): Record<(typeof LAYERS)[number], string> {
+export async function stageRootfs(out: string, repo = REPO_ROOT): Promise<Record<(typeof LAYERS)[number], string>> {
   rmSync(out, { recursive: true, force: true });
   const dirs = { runtime: join(out, 'runtime'), dependencies: join(out, 'dependencies'), app: join(out, 'app') };
   stageRuntime(dirs.runtime, repo);
   stageDependencies(dirs.dependencies, repo);
-  stageApp(dirs.app, repo);
+  await stageApp(dirs.app, repo);
   return dirs;
 }
 
@@ -147,6 +148,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.error('usage: node deploy/image/rootfs.ts <output-dir>');
     process.exit(2);
   }
-  stageRootfs(resolve(out));
+  await stageRootfs(resolve(out));
   console.log(`staged ${LAYERS.map((l) => join(out, l)).join(', ')}`);
 }

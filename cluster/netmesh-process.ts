@@ -24,7 +24,7 @@ export interface NetmeshProcess {
 
 /**
  * Runs `netmesh <command>` on this host. `netmeshBin` is the CLI to run: the repository's
- * (TypeScript sources) by default, or the image's compiled tree (the benchmarks), run with
+ * (TypeScript sources) by default, or the image's bundle (the benchmarks), run with
  * `nodeArgs` before it (the image's ENTRYPOINT options, for the benchmarks).
  */
 export async function startNetmesh(

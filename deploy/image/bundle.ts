@@ -53,19 +53,13 @@ const externalPackages: Plugin = {
   },
 };
 
-export interface BundleResult {
-  /** Output files (chunks and maps) relative to `dest`. */
-  outputs: string[];
-  /** Bytes of BUNDLED_PACKAGE's code in the output (after tree shaking). */
-  bundledPackageBytes: number;
-}
-
 /**
  * Bundles `repo`'s bin/netmesh.js into `dest`/bin (entry bin/netmesh.js, chunks beside it), ESM
  * for the pinned Node. Fails on any warning, so an import the bundle cannot follow is a build
- * error rather than a crash in the image.
+ * error rather than a crash in the image, and when client-node did not end up in the bundle
+ * (the memory this file is for). Returns the bytes of client-node's code in the output.
  */
-export async function bundleApp(repo: string, dest: string): Promise<BundleResult> {
+export async function bundleApp(repo: string, dest: string): Promise<number> {
   const result = await build({
     absWorkingDir: repo,
     entryPoints: { netmesh: join(repo, 'bin', 'netmesh.js') },
@@ -90,12 +84,9 @@ export async function bundleApp(repo: string, dest: string): Promise<BundleResul
       `bundling netmesh: ${problems.map((p) => `${p.location ? `${p.location.file}:${p.location.line}: ` : ''}${p.text}`).join('; ')}`,
     );
   }
-  return { outputs: outputsOf(result.metafile, dest), bundledPackageBytes: bundledBytes(result.metafile) };
-}
-
-function outputsOf(meta: Metafile, dest: string): string[] {
-  const prefix = `${join(dest)}/`;
-  return Object.keys(meta.outputs).map((o) => (o.startsWith(prefix) ? o.slice(prefix.length) : o));
+  const bytes = bundledBytes(result.metafile);
+  if (bytes === 0) throw new Error(`bundling netmesh: no code of ${BUNDLED_PACKAGE} in the bundle`);
+  return bytes;
 }
 
 function bundledBytes(meta: Metafile): number {

@@ -125,7 +125,7 @@ async function stageApp(root: string, repo: string): Promise<void> {
   const app = join(root, 'app');
   mkdirSync(app, { recursive: true });
   // Bundled JavaScript: run-time type stripping and client-node's whole barrel would cost every
-  // process about 80 MB more resident memory (bundle.ts).
+  // process about 60 MB more resident memory (bundle.ts).
   await bundleApp(repo, app);
   for (const f of APP_FILES) copyFileSync(join(repo, f), join(app, f));
   const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };

@@ -105,7 +105,13 @@ export function helmAsync(kubeconfigPath: string, args: string[]): Promise<strin
       ['--kubeconfig', kubeconfigPath, ...args],
       { env: helmEnv(), maxBuffer: 32 << 20 },
       (err, stdout, stderr) => {
-        if (err) reject(new Error(`helm ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
+        // stdout too: `helm test --logs` prints the failed test Pod's log there.
+        if (err)
+          reject(
+            new Error(
+              `helm ${args.join(' ')} failed: ${stderr.trim() || err.message}${stdout.trim() ? `\n${stdout.trim().slice(-4000)}` : ''}`,
+            ),
+          );
         else resolve(stdout);
       },
     );

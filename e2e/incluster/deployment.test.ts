@@ -319,6 +319,8 @@ describe('netmesh in-cluster: the chart on a real node', () => {
       r.namespace,
       '--timeout',
       '120s',
+      // The hook Pod's log, in the output and in the error when it fails.
+      '--logs',
     ]);
     assert.match(out, /Phase:\s+Succeeded/);
   });

@@ -92,6 +92,20 @@ describe('EventCorrelator (client-go semantics)', () => {
     );
   });
 
+  it('spamFiltered says what the spam filter would do, without taking a token', () => {
+    const c = new EventCorrelator({ spamBurst: 2, spamRefillMs: 60_000 });
+    const input = { type: 'Normal' as const, reason: 'R', message: 'm' };
+    for (let i = 0; i < 5; i++) assert.equal(c.spamFiltered(pod('a'), at(0)), false, 'a fresh bucket');
+    c.correlate(pod('a'), input, at(0));
+    assert.equal(c.spamFiltered(pod('a'), at(1)), false, 'one token left');
+    c.correlate(pod('a'), input, at(1));
+    assert.equal(c.spamFiltered(pod('a'), at(2)), true);
+    assert.equal(c.correlate(pod('a'), input, at(2)).action, 'drop', 'as the filter decides');
+    assert.equal(c.spamFiltered(pod('b'), at(2)), false, 'per object');
+    assert.equal(c.spamFiltered(pod('a'), at(60_001)), false, 'refilled with time');
+    assert.notEqual(c.correlate(pod('a'), input, at(60_001)).action, 'drop');
+  });
+
   it('messages are cut at 1024 characters', () => {
     const d = new EventCorrelator().correlate(
       pod('a'),

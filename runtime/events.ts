@@ -124,16 +124,29 @@ export class EventCorrelator {
     this.#seen = new Lru(this.#opts.cacheSize);
   }
 
-  #allow(objKey: string, now: number): boolean {
+  #refilled(objKey: string, now: number): number {
     const { spamBurst, spamRefillMs } = this.#opts;
     const b = this.#buckets.get(objKey) ?? { tokens: spamBurst, at: now };
-    const refilled = Math.min(spamBurst, b.tokens + (now - b.at) / spamRefillMs);
+    return Math.min(spamBurst, b.tokens + (now - b.at) / spamRefillMs);
+  }
+
+  #allow(objKey: string, now: number): boolean {
+    const refilled = this.#refilled(objKey, now);
     if (refilled < 1) {
       this.#buckets.set(objKey, { tokens: refilled, at: now });
       return false;
     }
     this.#buckets.set(objKey, { tokens: refilled - 1, at: now });
     return true;
+  }
+
+  /**
+   * Whether the spam filter would drop an event about `target` at `now` (its bucket has no
+   * whole token), without taking a token: lets a busy caller skip building what would be
+   * dropped. The bucket refills with time only, so a true answer stays true until then.
+   */
+  spamFiltered(target: EventTarget, now: Date): boolean {
+    return this.#refilled(objectKey(target), now.getTime()) < 1;
   }
 
   /**
@@ -268,6 +281,11 @@ export class EventRecorder {
 
   flush(): Promise<void> {
     return this.#tail;
+  }
+
+  /** The correlator's spamFiltered, now: an Event about `target` recorded now would be dropped. */
+  spamFiltered(target: EventTarget): boolean {
+    return this.#correlator.spamFiltered(target, (this.#opts.now ?? (() => new Date()))());
   }
 
   async #write(d: Exclude<Decision, { action: 'drop' }>, signal: AbortSignal): Promise<void> {

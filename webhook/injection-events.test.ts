@@ -88,15 +88,22 @@ describe('InjectionEvents', () => {
     podName: 'p',
     namespace: 'ns',
   };
-  const fakes = (opts: { rsOwner?: string; rsFails?: boolean; block?: Promise<void> } = {}) => {
+  const fakes = (
+    opts: { rsOwner?: string; rsFails?: boolean; block?: Promise<void>; muted?: Set<string> } = {},
+  ) => {
     const recorded: { target: EventTarget; input: EventInput }[] = [];
     const reads: string[] = [];
+    const asked: string[] = [];
     const recorder = {
       record: async (target: EventTarget, input: EventInput) => {
         await opts.block;
         recorded.push({ target, input });
       },
       flush: async () => {},
+      spamFiltered: (target: EventTarget) => {
+        asked.push(`${target.kind}/${target.metadata?.name}`);
+        return opts.muted?.has(target.metadata?.name ?? '') ?? false;
+      },
     };
     const apps = {
       readNamespacedReplicaSet: async ({ name }: { name: string; namespace: string }) => {
@@ -120,7 +127,7 @@ describe('InjectionEvents', () => {
         };
       },
     };
-    return { recorded, reads, recorder, apps };
+    return { recorded, reads, asked, recorder, apps };
   };
 
   test("a rollout's Pods: one cached ReplicaSet read, every Event on the Deployment", async () => {
@@ -135,6 +142,26 @@ describe('InjectionEvents', () => {
     assert.ok(f.recorded.every((r) => r.target.kind === 'Deployment' && r.target.metadata?.name === 'web'));
     assert.equal(f.recorded[0]!.input.reason, 'Injected');
     assert.equal(f.recorded[0]!.input.type, 'Normal');
+  });
+
+  test('what the spam filter would drop is not queued, once the target is known without I/O', async () => {
+    const f = fakes({ rsOwner: 'web', muted: new Set(['web', 'bare']) });
+    // biome-ignore lint/suspicious/noExplicitAny: a structural fake of AppsV1Api
+    const ev = new InjectionEvents({ recorder: f.recorder, apps: f.apps as any, log });
+    ev.note(request({ metadata: { name: 'bare' } }), injected, 'h');
+    ev.note(request({ metadata: { name: 'other' } }), injected, 'h');
+    // The ReplicaSet's owner is not known yet: queued, and its lookup finds the Deployment.
+    ev.note(request(owned('ReplicaSet', 'apps/v1', 'web-5d9')), injected, 'h');
+    await ev.flush();
+    assert.deepEqual(
+      f.recorded.map((r) => r.target.metadata?.name),
+      ['other', 'web'],
+    );
+    // Now the owner is cached: the Deployment's filter is asked first, and the Event dropped.
+    ev.note(request(owned('ReplicaSet', 'apps/v1', 'web-5d9')), injected, 'h');
+    await ev.flush();
+    assert.equal(f.recorded.length, 2);
+    assert.deepEqual(f.asked, ['Pod/bare', 'Pod/other', 'Deployment/web']);
   });
 
   test('a ReplicaSet that cannot be read (RBAC) gets the Event itself', async () => {

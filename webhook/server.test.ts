@@ -12,7 +12,7 @@ import { createCertificateAuthority, issueCertificate } from '../lib/pki.ts';
 import { type AdmissionRequest, type AdmitContext, admit } from './admission.ts';
 import { STATUS_ANNOTATION } from './core/contract.ts';
 import { createWebhookMetrics } from './metrics.ts';
-import { type AdmissionServer, startAdmissionServer } from './server.ts';
+import { type AdmissionServer, isJsonBody, startAdmissionServer } from './server.ts';
 
 const ca = createCertificateAuthority('test-ca');
 const serving = issueCertificate(ca, {
@@ -386,6 +386,26 @@ describe('admission server', () => {
     assert.equal(reply.json().response['patchType'], 'JSONPatch');
   });
 
+  test('other spellings of the path (trailing slash, case) go through express to the same handler', async () => {
+    for (const path of ['/mutate/', '/MUTATE', '/Mutate/?timeout=10s']) {
+      const reply = await call(server.port, { path, body: review(coursePod()) });
+      assert.equal(reply.status, 200, path);
+      assert.equal(reply.json().response['patchType'], 'JSONPatch', path);
+    }
+    const wrongType = await call(server.port, {
+      path: '/mutate/',
+      body: review(coursePod()),
+      headers: { 'content-type': 'text/plain' },
+    });
+    assert.equal(wrongType.status, 415, 'the same checks on the express route');
+  });
+
+  test('a POST without a body is a 400 saying so', async () => {
+    const reply = await call(server.port, {});
+    assert.equal(reply.status, 400);
+    assert.match(reply.text, /^empty body: expected an AdmissionReview/);
+  });
+
   test('unknown paths are a 404', async () => {
     const reply = await call(server.port, { path: '/other', method: 'POST', body: '{}' });
     assert.equal(reply.status, 404);
@@ -540,5 +560,30 @@ test('a TLS client that sends its hello (or nothing) and goes quiet is cut off',
     assert.ok(Date.now() - started < 3000, `closed after ${Date.now() - started} ms, not tls's 120 s`);
   } finally {
     await server.close();
+  }
+});
+
+test("isJsonBody answers as express's req.is('application/json')", async () => {
+  const { request } = (await import('express')).default;
+  const is = (headers: Record<string, string>) => request.is.call({ headers } as never, 'application/json');
+  const cases: Record<string, string>[] = [
+    {},
+    { 'content-length': '0' },
+    { 'content-length': '12' },
+    { 'transfer-encoding': 'chunked' },
+    { 'content-length': '12', 'content-type': 'application/json' },
+    { 'content-length': '12', 'content-type': 'Application/JSON; charset=utf-8' },
+    { 'content-length': '12', 'content-type': ' application/json ;charset=utf-8' },
+    { 'content-length': '12', 'content-type': 'application/json-patch+json' },
+    { 'content-length': '12', 'content-type': 'application/jsonx' },
+    { 'content-length': '12', 'content-type': 'text/plain' },
+    { 'transfer-encoding': 'chunked', 'content-type': 'application/json' },
+    { 'content-length': 'x', 'content-type': 'application/json' },
+    { 'content-length': '12abc', 'content-type': 'text/plain' },
+    { 'content-length': '', 'content-type': 'text/plain' },
+  ];
+  for (const headers of cases) {
+    const expected = is(headers);
+    assert.equal(isJsonBody(headers), expected === null ? null : expected !== false, JSON.stringify(headers));
   }
 });

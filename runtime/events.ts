@@ -143,7 +143,7 @@ export class EventCorrelator {
   /**
    * Whether the spam filter would drop an event about `target` at `now` (its bucket has no
    * whole token), without taking a token: lets a busy caller skip building what would be
-   * dropped. The bucket refills with time only, so a true answer stays true until then.
+   * dropped. Only time refills a bucket, so until then the filter drops what this says it will.
    */
   spamFiltered(target: EventTarget, now: Date): boolean {
     return this.#refilled(objectKey(target), now.getTime()) < 1;

@@ -96,6 +96,11 @@ export function injectionEvent(
   return undefined;
 }
 
+/** The owners cache's key for a ReplicaSet. */
+function ownerKey(rs: { namespace: string; name: string }): string {
+  return `${rs.namespace}/${rs.name}`;
+}
+
 export interface InjectionEventsOptions {
   recorder: Pick<EventRecorder, 'record' | 'flush' | 'spamFiltered'>;
   /** Reads ReplicaSets to find their Deployment. */
@@ -212,18 +217,19 @@ export class InjectionEvents {
   /** The Event's target when no request is needed to find it: the owner, or a cached lookup. */
   #knownTarget(placement: EventPlacement): EventTarget | undefined {
     if ('target' in placement) return placement.target;
-    const hit = this.#owners.get(`${placement.replicaSet.namespace}/${placement.replicaSet.name}`);
+    const hit = this.#owners.get(ownerKey(placement.replicaSet));
     return hit && this.#opts.now() - hit.at < this.#opts.ownerCacheMs ? hit.target : undefined;
   }
 
   /** The Deployment owning a ReplicaSet (one cached GET per ReplicaSet), else the ReplicaSet. */
   async #target(placement: EventPlacement): Promise<EventTarget> {
-    if ('target' in placement) return placement.target;
+    const known = this.#knownTarget(placement);
+    if (known !== undefined) return known;
+    // (#knownTarget answers every placement with a target of its own; this narrows the type.)
+    if (!('replicaSet' in placement)) return placement.target;
     const rs = placement.replicaSet;
-    const key = `${rs.namespace}/${rs.name}`;
+    const key = ownerKey(rs);
     const now = this.#opts.now();
-    const hit = this.#owners.get(key);
-    if (hit && now - hit.at < this.#opts.ownerCacheMs) return hit.target;
     const itself: EventTarget = {
       apiVersion: 'apps/v1',
       kind: 'ReplicaSet',

@@ -1,10 +1,16 @@
 // The `admission` area: what netmesh's webhook costs the apiserver's Pod-create path, end to
 // end. The same client creates Pods (stored in etcd, as a controller's are; generateName, and a
 // schedulerName no scheduler answers to, so no node ever runs them) in a namespace labelled for
-// injection, with the chart's MutatingWebhookConfiguration registered (netmesh `webhook` on this
-// host at webhook.localRunURL, failurePolicy Fail) and with it removed, in interleaved rounds.
-// Every run starts with the namespace empty: the Pods of the previous one are deleted first.
+// injection, in interleaved rounds, three ways: with the chart's MutatingWebhookConfiguration
+// registered (netmesh `webhook` on this host at webhook.localRunURL, failurePolicy Fail); with the
+// same configuration pointing at a bare Node webhook that answers with netmesh's patch
+// (bare-webhook.mjs: what any webhook making this mutation costs); and with no webhook. Every run
+// starts with the namespace empty: the Pods of the previous one are deleted first.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { installChart, serviceAccountKubeconfig } from '../../cluster/chart.ts';
 import { freePort } from '../../cluster/controlplane.ts';
@@ -25,6 +31,7 @@ import {
   admissionTargets,
   apiserverWebhookTiming,
   percentile,
+  REGISTRATION_NAMES,
   type Registration,
   summarizeAdmission,
   webhookCounters,
@@ -170,6 +177,53 @@ function podBodies(): { name: string; body: string }[] {
   ];
 }
 
+/** The bare webhook (bare-webhook.mjs) on this host with netmesh's serving certificate. */
+async function startBareWebhook(opts: {
+  dir: string;
+  tls: { certPem: string; keyPem: string; caPem: string };
+  netmeshUrl: string;
+}): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const config = join(opts.dir, 'bare-webhook.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      host: '127.0.0.1',
+      port,
+      certPem: opts.tls.certPem,
+      keyPem: opts.tls.keyPem,
+      learnFrom: { url: opts.netmeshUrl, caPem: opts.tls.caPem },
+    }),
+    { mode: 0o600 },
+  );
+  const logFile = join(opts.dir, 'bare-webhook.log');
+  const out = openSync(logFile, 'w');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [fileURLToPath(new URL('./bare-webhook.mjs', import.meta.url)), config], {
+      stdio: ['ignore', out, out],
+    });
+  } finally {
+    closeSync(out);
+  }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await waitUntil('the bare webhook to listen', async () => {
+      if (child.exitCode !== null)
+        throw new Error(`the bare webhook exited: ${readFileSync(logFile, 'utf8')}`);
+      return /^listening /m.test(readFileSync(logFile, 'utf8'));
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: `https://127.0.0.1:${port}/mutate`, pid: child.pid!, stop };
+}
+
 /** Deletes every Pod of the namespace and waits until none is left (unscheduled Pods go at once). */
 async function emptyNamespace(core: k8s.CoreV1Api): Promise<void> {
   await core.deleteCollectionNamespacedPod({ namespace: APP_NS, gracePeriodSeconds: 0 });
@@ -189,6 +243,8 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error('the kubeconfig names no cluster');
   let webhook: NetmeshProcess | undefined;
+  let bare: Awaited<ReturnType<typeof startBareWebhook>> | undefined;
+  let bareConfig: k8s.V1MutatingWebhookConfiguration | undefined;
   let removeToken: (() => void) | undefined;
   let client: PodClient | undefined;
   let configName = '';
@@ -237,6 +293,27 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
       },
       ...(live.webhooks ? { webhooks: live.webhooks } : {}),
     };
+    // The same webhooks (selectors, failure policy, timeouts), served by the bare webhook.
+    const secret = await core.readNamespacedSecret({ name: 'netmesh-webhook-tls', namespace: SYSTEM_NS });
+    const field = (key: string): string => Buffer.from(secret.data?.[key] ?? '', 'base64').toString('utf8');
+    bare = await startBareWebhook({
+      dir: ctx.workDir,
+      tls: { certPem: field('tls.crt'), keyPem: field('tls.key'), caPem: field('ca.crt') },
+      netmeshUrl: `https://127.0.0.1:${port}/mutate`,
+    });
+    const bareUrl = bare.url;
+    bareConfig = {
+      ...saved,
+      metadata: { ...saved.metadata, name: `${configName}-bare` },
+      webhooks: (saved.webhooks ?? []).map((w) => ({
+        ...w,
+        clientConfig: { ...w.clientConfig, url: bareUrl },
+      })),
+    };
+    const configs: Record<Exclude<Registration, 'none'>, k8s.V1MutatingWebhookConfiguration> = {
+      webhook: saved,
+      bare: bareConfig,
+    };
     await core.createNamespace({
       body: {
         metadata: { name: APP_NS, labels: { [NAMESPACE_INJECTION_LABEL]: NAMESPACE_INJECTION_ENABLED } },
@@ -255,6 +332,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
     // CPU time per create, of the apiserver (when this run started it), netmesh and this client.
     const apiserverPid = cluster.local?.processes.find((p) => p.name === 'kube-apiserver')?.child.pid;
     const webhookPid = webhook.child.pid!;
+    const barePid = bare.pid;
     const healthPort = webhook.healthPort;
     const local = cluster.local;
     const apiserverMetrics = local ? () => local.metrics() : undefined;
@@ -263,6 +341,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
     const cpu: Record<string, () => number> = {
       ...(apiserverPid ? { apiserver: () => readCpuSeconds(apiserverPid) } : {}),
       netmesh: () => readCpuSeconds(webhookPid),
+      bare: () => readCpuSeconds(barePid),
       // This process: the client (nothing else runs in it meanwhile).
       client: () => {
         const u = process.cpuUsage();
@@ -270,25 +349,34 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
       },
     };
 
-    /** Registers or removes the webhook, and waits until the apiserver acts accordingly. */
+    const netmeshCalls = async (): Promise<number> => webhookCounters(await webhookMetrics()).requests;
+    /**
+     * One create, and whether it went the `want` way: injected by netmesh (its request counter
+     * moved), injected without netmesh (the bare webhook), or not injected.
+     */
+    const createsAs = async (want: Registration, body: string): Promise<boolean> => {
+      const before = await netmeshCalls();
+      const r = await c.create(body);
+      if (r.status !== 201) throw new Error(`Pod create answered ${r.status}: ${r.text.slice(0, 300)}`);
+      const byNetmesh = (await netmeshCalls()) > before;
+      return injected(r.text) === (want !== 'none') && byNetmesh === (want === 'webhook');
+    };
+
+    /** Registers the wanted configuration (or none), and waits until the apiserver acts accordingly. */
     let state: Registration = 'webhook';
     const set = async (want: Registration): Promise<void> => {
       if (want === state) return;
-      if (want === 'none') await admission.deleteMutatingWebhookConfiguration({ name: configName });
-      else await admission.createMutatingWebhookConfiguration({ body: saved! });
+      if (state !== 'none')
+        await admission.deleteMutatingWebhookConfiguration({ name: configs[state].metadata!.name! });
+      if (want !== 'none') await admission.createMutatingWebhookConfiguration({ body: configs[want] });
       state = want;
       // The apiserver picks up webhook configurations through its own informer: wait until three
       // creates in a row show the wanted behaviour.
       let streak = 0;
-      await waitUntil(
-        `the apiserver to ${want === 'none' ? 'stop' : 'start'} calling the webhook`,
-        async () => {
-          const r = await c.create(bodies[0]!.body);
-          if (r.status !== 201) throw new Error(`Pod create answered ${r.status}: ${r.text.slice(0, 300)}`);
-          streak = injected(r.text) === (want === 'webhook') ? streak + 1 : 0;
-          return streak >= 3;
-        },
-      );
+      await waitUntil(`the apiserver to admit Pods with ${REGISTRATION_NAMES[want]}`, async () => {
+        streak = (await createsAs(want, bodies[0]!.body)) ? streak + 1 : 0;
+        return streak >= 3;
+      });
       await emptyNamespace(core);
     };
 
@@ -301,7 +389,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
     }
     await emptyNamespace(core);
     ctx.progress('admission: warming up');
-    for (const want of ['webhook', 'none'] as const) {
+    for (const want of ['webhook', 'bare', 'none'] as const) {
       await set(want);
       for (const b of bodies) {
         await c.load(b.body, plan.warmupSeconds, cpu, webhookMetrics, apiserverMetrics);
@@ -309,25 +397,28 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
       }
     }
 
-    const results: AdmissionBody[] = bodies.map((b) => ({ name: b.name, runs: { webhook: [], none: [] } }));
+    const results: AdmissionBody[] = bodies.map((b) => ({
+      name: b.name,
+      runs: { webhook: [], bare: [], none: [] },
+    }));
     for (let round = 0; round < plan.rounds; round++) {
-      const order: Registration[] = round % 2 === 0 ? ['webhook', 'none'] : ['none', 'webhook'];
+      const order: Registration[] =
+        round % 2 === 0 ? ['webhook', 'bare', 'none'] : ['none', 'bare', 'webhook'];
       for (const want of order) {
         await set(want);
         for (const [i, b] of bodies.entries()) {
           const r = await c.load(b.body, plan.seconds, cpu, webhookMetrics, apiserverMetrics);
           // Still the wanted path after the load (nothing re-registered or lost meanwhile).
-          const check = await c.create(b.body);
-          if (check.status !== 201 || injected(check.text) !== (want === 'webhook'))
+          if (!(await createsAs(want, b.body)))
             throw new Error(
-              `after the ${want} run the ${b.name} was ${injected(check.text) ? '' : 'not '}injected`,
+              `after the run with ${REGISTRATION_NAMES[want]} the ${b.name} was admitted another way`,
             );
           results[i]!.runs[want].push(r);
           await emptyNamespace(core);
         }
       }
       ctx.progress(
-        `admission: round ${round + 1}/${plan.rounds}: ${results.map((b) => `${b.name} ${b.runs.webhook.at(-1)!.perSecond.toFixed(0)} with, ${b.runs.none.at(-1)!.perSecond.toFixed(0)} without`).join('; ')} creates/s`,
+        `admission: round ${round + 1}/${plan.rounds}: ${results.map((b) => `${b.name} ${b.runs.webhook.at(-1)!.perSecond.toFixed(0)} netmesh, ${b.runs.bare.at(-1)!.perSecond.toFixed(0)} bare, ${b.runs.none.at(-1)!.perSecond.toFixed(0)} none`).join('; ')} creates/s`,
       );
     }
     await set('webhook');
@@ -348,17 +439,21 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
   } finally {
     client?.close();
     await webhook?.stop();
+    await bare?.stop();
     removeToken?.();
     if (!cluster.owned) {
       await core.deleteNamespace({ name: APP_NS }).catch(() => {});
       if (saved) await admission.deleteMutatingWebhookConfiguration({ name: configName }).catch(() => {});
+      if (bareConfig)
+        await admission.deleteMutatingWebhookConfiguration({ name: `${configName}-bare` }).catch(() => {});
     }
   }
 }
 
 export const admissionArea: BenchArea = {
   name: 'admission',
-  summary: "Pod creates/s through the apiserver with netmesh's webhook registered vs not",
+  summary:
+    "Pod creates/s through the apiserver with netmesh's webhook, a bare webhook making the same mutation, and none",
   needsCluster: true,
   run,
 };

@@ -9,6 +9,11 @@ const stage = (entrypoint: string): ReturnType<typeof parseFinalStage> =>
 test("the repository's Dockerfile: node, then bin/netmesh.js, with the options in between", () => {
   const args = entrypointNodeArgs(parseFinalStage(readFileSync(DOCKERFILE, 'utf8')));
   assert.ok(args.every((a) => a.startsWith('--')), `options only, got ${JSON.stringify(args)}`);
+  // Without it V8 sizes the young generation from the memory limit: 1 MiB under the chart's.
+  assert.ok(
+    args.some((a) => /^--max-semi-space-size=\d+$/.test(a)),
+    `the young generation is fixed, got ${JSON.stringify(args)}`,
+  );
 });
 
 test('entrypointNodeArgs returns the Node options between the binary and the script', () => {

@@ -134,8 +134,6 @@ export async function startNetmesh(opts: {
   nodeArgs?: string[];
   /** bin/netmesh.js of the product as the image ships it (BenchContext.netmeshBin). */
   netmeshBin: string;
-  /** --log-level; info (one line per admission) unless a diagnosis says otherwise. */
-  logLevel?: string;
 }): Promise<BenchServer> {
   const [port, healthPort] = [await freePort(), await freePort()];
   const logFile = join(opts.dir, 'netmesh.log');
@@ -154,7 +152,7 @@ export async function startNetmesh(opts: {
       `--webhook-config-name=${opts.env.systemNamespace}`,
       '--shutdown-delay=0s',
       // The default: one line per admission, as in production.
-      `--log-level=${opts.logLevel ?? 'info'}`,
+      '--log-level=info',
     ],
     opts.pin,
     logFile,

@@ -10,7 +10,8 @@
 //   config: { host, port, certPem, keyPem, learnFrom: { url, caPem } }
 // Prints `listening <port>` once it accepts connections.
 import { readFileSync } from 'node:fs';
-import { createServer, request } from 'node:https';
+import { request } from 'node:https';
+import { serveBare } from '../lib/bare-https.mjs';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 /** generateName -> netmesh's base64 JSON Patch for that Pod (a promise while it is learnt). */
@@ -46,48 +47,37 @@ function send(res, status, type, text) {
   res.end(body);
 }
 
-const server = createServer(
-  { cert: config.certPem, key: config.keyPem, minVersion: 'TLSv1.2' },
-  (req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', async () => {
-      const raw = Buffer.concat(chunks);
-      try {
-        const request = JSON.parse(raw.toString('utf8')).request;
-        const shape = request.object?.metadata?.generateName ?? '';
-        let patch = patches.get(shape);
-        if (patch === undefined) {
-          patch = learn(raw);
-          patches.set(shape, patch);
-          patch.then(
-            (p) => patches.set(shape, p),
-            () => patches.delete(shape),
-          );
-        }
-        if (typeof patch !== 'string') patch = await patch;
-        send(
-          res,
-          200,
-          'application/json',
-          JSON.stringify({
-            apiVersion: 'admission.k8s.io/v1',
-            kind: 'AdmissionReview',
-            response: { uid: request.uid, allowed: true, patchType: 'JSONPatch', patch },
-          }),
+serveBare(config, (req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', async () => {
+    const raw = Buffer.concat(chunks);
+    try {
+      const request = JSON.parse(raw.toString('utf8')).request;
+      const shape = request.object?.metadata?.generateName ?? '';
+      let patch = patches.get(shape);
+      if (patch === undefined) {
+        patch = learn(raw);
+        patches.set(shape, patch);
+        patch.then(
+          (p) => patches.set(shape, p),
+          () => patches.delete(shape),
         );
-      } catch (err) {
-        console.error(`review not answered: ${err.message}`);
-        send(res, 400, 'text/plain', `${err.message}\n`);
       }
-    });
-  },
-);
-server.keepAliveTimeout = 30_000;
-server.listen(config.port, config.host, () => {
-  console.log(`listening ${server.address().port}`);
-});
-process.on('SIGTERM', () => {
-  server.close();
-  server.closeAllConnections();
+      if (typeof patch !== 'string') patch = await patch;
+      send(
+        res,
+        200,
+        'application/json',
+        JSON.stringify({
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          response: { uid: request.uid, allowed: true, patchType: 'JSONPatch', patch },
+        }),
+      );
+    } catch (err) {
+      console.error(`review not answered: ${err.message}`);
+      send(res, 400, 'text/plain', `${err.message}\n`);
+    }
+  });
 });

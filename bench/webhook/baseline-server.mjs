@@ -10,40 +10,28 @@
 //   config: { host, port, certPem, keyPem, responses: { <request uid>: <response body> } }
 // Prints `listening <port>` once it accepts connections.
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:https';
+import { serveBare } from '../lib/bare-https.mjs';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const responses = new Map(Object.entries(config.responses).map(([uid, body]) => [uid, Buffer.from(body)]));
 const unknown = Buffer.from('unknown review uid\n');
 
-const server = createServer(
-  { cert: config.certPem, key: config.keyPem, minVersion: 'TLSv1.2' },
-  (req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      let body;
-      try {
-        body = responses.get(JSON.parse(Buffer.concat(chunks).toString('utf8')).request?.uid ?? '');
-      } catch {
-        body = undefined;
-      }
-      if (body === undefined) {
-        res.writeHead(400, { 'content-type': 'text/plain', 'content-length': unknown.length });
-        res.end(unknown);
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-      res.end(body);
-    });
-  },
-);
-// As netmesh's server: the apiserver keeps connections to webhooks alive.
-server.keepAliveTimeout = 30_000;
-server.listen(config.port, config.host, () => {
-  console.log(`listening ${server.address().port}`);
-});
-process.on('SIGTERM', () => {
-  server.close();
-  server.closeAllConnections();
+serveBare(config, (req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    let body;
+    try {
+      body = responses.get(JSON.parse(Buffer.concat(chunks).toString('utf8')).request?.uid ?? '');
+    } catch {
+      body = undefined;
+    }
+    if (body === undefined) {
+      res.writeHead(400, { 'content-type': 'text/plain', 'content-length': unknown.length });
+      res.end(unknown);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    res.end(body);
+  });
 });

@@ -39,14 +39,27 @@ function isDebianLike(): boolean {
  * (not Debian-like, or apt fails).
  */
 export function ensureNodePackages(log: (s: string) => void): void {
-  const missing = Object.entries(PACKAGES)
+  ensureDebianPackages(PACKAGES, "the local node's packages", log);
+}
+
+/**
+ * Installs, with apt, the packages of `packages` (Debian package → a file it installs) whose
+ * file is missing, saying so in one line through `log`. Throws naming them when it cannot: not
+ * Debian or Ubuntu, not root, or apt failed. For `purpose` ("the local node's packages").
+ */
+export function ensureDebianPackages(
+  packages: Record<string, string>,
+  purpose: string,
+  log: (s: string) => void,
+): void {
+  const missing = Object.entries(packages)
     .filter(([, file]) => !existsSync(file))
     .map(([pkg]) => pkg);
   if (missing.length === 0) return;
-  if (!isDebianLike()) {
-    throw new Error(`the local node needs ${missing.join(', ')}: install them with your package manager`);
+  if (!isDebianLike() || process.getuid?.() !== 0) {
+    throw new Error(`${purpose} need ${missing.join(', ')}: install them with your package manager`);
   }
-  log(`installing the local node's packages with apt: ${missing.join(' ')}`);
+  log(`installing ${purpose} with apt: ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const install = (): ReturnType<typeof spawnSync> =>
     spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ensureDebianPackages } from '../../cluster/host.ts';
 import { UserFacingError } from '../../lib/errors.ts';
 import { encodeLikeApiserver } from '../fixtures/encoding.ts';
 import { FIXTURE_NAMES, type FixtureName } from '../fixtures/workloads.ts';
@@ -82,10 +83,24 @@ function pinning(): { server: string[]; client: string[]; pinned: boolean } {
   return { server: [], client: [], pinned: false };
 }
 
-function requireWrk(): void {
-  if (spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error) {
+/**
+ * wrk, from the distribution: on Debian or Ubuntu as root it is installed with apt when missing
+ * (as the local node's packages are), so `npm test` runs on a fresh machine.
+ */
+function requireWrk(progress: (line: string) => void): void {
+  const found = (): boolean => !spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error;
+  if (found()) return;
+  try {
+    ensureDebianPackages({ wrk: '/usr/bin/wrk' }, "the webhook benchmark's packages", progress);
+  } catch (err) {
     throw new UserFacingError(
-      'the webhook benchmark needs wrk, which was not found',
+      `the webhook benchmark needs wrk, which was not found and could not be installed (${(err as Error).message})`,
+      'install it (Debian/Ubuntu: apt-get install wrk)',
+    );
+  }
+  if (!found()) {
+    throw new UserFacingError(
+      'the webhook benchmark needs wrk, which is still not on PATH after installing it',
       'install it (Debian/Ubuntu: apt-get install wrk)',
     );
   }
@@ -139,7 +154,7 @@ async function answersOf(
 
 async function run(ctx: BenchContext): Promise<AreaResult> {
   const plan = ctx.quick ? QUICK : FULL;
-  requireWrk();
+  requireWrk(ctx.progress);
   const pin = pinning();
   ctx.progress('webhook: building the open-loop load generator (cached after the first run)');
   const loadgen = loadgenBinary();

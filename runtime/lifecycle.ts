@@ -7,6 +7,8 @@
 //      half-started process must not linger looking healthy).
 //      The components share one SharedInformerFactory (runtime/informer-factory.ts): one watch
 //      per resource and selector, whose sync state /readyz shows as the `informers` check.
+//      Once all have started, and before /readyz says ready, one last-resort collection gives
+//      back what starting left resident (runtime/startup-memory.ts).
 //   2. running: /readyz is every component's check (a component may report without gating
 //      readiness, as the operator does under `netmesh run`: a standby or a leader still syncing
 //      must not take the webhook out of its Service).
@@ -23,6 +25,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { type HealthServer, startHealthServer } from './health-server.ts';
 import { SharedInformerFactory } from './informer-factory.ts';
+import { releaseStartupMemory } from './startup-memory.ts';
 
 /** What a component reports for /readyz: true, or why not. */
 export type Readiness = true | string | { ok: boolean; detail: string };
@@ -91,6 +94,18 @@ export async function runProcess(
     throw err;
   }
   for (const c of components) health.addReadinessCheck(c.name, () => c.ready());
+  // Still not ready: the collection's pause delays no request (runtime/startup-memory.ts).
+  const released = releaseStartupMemory();
+  if (released) {
+    log.info(
+      {
+        ms: Math.round(released.ms),
+        rssMB: [released.rssBefore, released.rssAfter].map((b) => Math.round(b / 1e6)),
+        heapMB: [released.heapBefore, released.heapAfter].map((b) => Math.round(b / 1e6)),
+      },
+      "released the start's memory",
+    );
+  }
   started = true;
   log.info({ health: health.port }, opts.runningMessage);
   const why = await Promise.race([untilSignal(), exitRequested]);

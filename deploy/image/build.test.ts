@@ -14,6 +14,8 @@ test("the repository's Dockerfile: node, then bin/netmesh.js, with the options i
     args.some((a) => /^--max-semi-space-size=\d+$/.test(a)),
     `the young generation is fixed, got ${JSON.stringify(args)}`,
   );
+  // runtime/startup-memory.ts needs gc to give back what starting left resident.
+  assert.ok(args.includes('--expose-gc'), `gc is exposed, got ${JSON.stringify(args)}`);
 });
 
 test('entrypointNodeArgs returns the Node options between the binary and the script', () => {

@@ -16,7 +16,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
 
 const only = process.argv.slice(2);
-const unitFiles = globSync('{lib,runtime,operator,webhook,cli,bench,deploy}/**/*.test.ts').sort();
+const unitFiles = globSync('{lib,runtime,operator,webhook,cli,cluster,bench,deploy}/**/*.test.ts').sort();
 // The fault suite (e2e/faults/) runs on its own: `npm run test:faults`, after `npm test` in CI.
 const e2eFiles = globSync('e2e/**/*.test.ts')
   .filter((f) => !f.startsWith('e2e/faults/'))

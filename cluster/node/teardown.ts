@@ -370,6 +370,16 @@ function removeCniCacheEntries(): void {
   }
 }
 
+/**
+ * A table's `iptables -S` lines without the built-in chains' default policy (`-P INPUT ACCEPT`):
+ * a table lists those as soon as it exists, and it can come to exist during a run without the
+ * node changing anything (the kernel loads a table on first use; on a fresh machine the node's
+ * packages install iptables itself after the first fingerprint). Any other policy still counts.
+ */
+export function iptablesFingerprint(lines: string[]): string[] {
+  return lines.filter((r) => !/^-P \S+ ACCEPT$/.test(r));
+}
+
 /** A quick fingerprint of what the node touches, to prove teardown restored it. */
 export function hostFingerprint(): Record<string, string[]> {
   const ls = (d: string): string[] => {
@@ -395,7 +405,7 @@ export function hostFingerprint(): Record<string, string[]> {
     ),
     iptables: ['iptables', 'ip6tables'].flatMap((c) =>
       ['filter', 'nat', 'mangle'].flatMap((t) =>
-        out(c, ['-w', '5', '-t', t, '-S']).map((r) => `${c} ${t} ${r}`),
+        iptablesFingerprint(out(c, ['-w', '5', '-t', t, '-S'])).map((r) => `${c} ${t} ${r}`),
       ),
     ),
     netns: NETNS_DIRS.flatMap((d) => ls(d).map((n) => join(d, n))),

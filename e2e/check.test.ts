@@ -40,7 +40,7 @@ function netmesh(args: string[]): Promise<{ code: number; stdout: string; stderr
       stderr += d.toString();
     });
     child.on('error', reject);
-    child.on('exit', (code) => done({ code: code ?? 1, stdout, stderr }));
+    child.on('close', (code) => done({ code: code ?? 1, stdout, stderr })); // 'close': after the pipes are drained
   });
 }
 

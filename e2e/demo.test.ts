@@ -33,7 +33,7 @@ describe('npm start (cluster/demo.ts)', () => {
     child.stderr.setEncoding('utf8').on('data', (c: string) => {
       out += c;
     });
-    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    const code = await new Promise<number | null>((r) => child.on('close', r)); // after the pipes are drained
     assert.equal(code, 0, out);
     assert.match(out, /example-network\s+192\.168\.0\.0\/16\s+192\.168\.0\.1\s+True/);
     assert.match(out, /materialised as ConfigMap netmesh-demo\/example-network-cni/);

@@ -236,7 +236,7 @@ describe('netmesh run under the chart identity', () => {
     });
     assert.match(probe.body, /informer networks/, `names the informer: ${probe.body}`);
     assert.match(probe.body, /404|not found/i, `says why: ${probe.body}`);
-    assert.match(p.logs(), /cache sync timed out/);
+    await eventually('the log line', async () => /cache sync timed out/.test(p.logs()));
     const ev = await eventually('a CacheSyncTimeout Warning Event', async () =>
       (await h.core.listNamespacedEvent({ namespace: systemNs })).items.find(
         (e) => e.reason === 'CacheSyncTimeout',

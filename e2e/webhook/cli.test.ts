@@ -48,7 +48,7 @@ function runCli(
       stderr += d.toString();
     });
     child.on('error', reject);
-    child.on('exit', (code) => resolveRun({ code: code ?? 1, stdout, stderr }));
+    child.on('close', (code) => resolveRun({ code: code ?? 1, stdout, stderr })); // 'close': after the pipes are drained
     child.stdin.end(input ?? '');
   });
 }
@@ -121,7 +121,8 @@ describe('netmesh CLI', () => {
     let running = true;
     let terminated = false;
     const exited = new Promise<number | null>((r) =>
-      child.on('exit', (code) => {
+      // 'close', not 'exit': the last log lines may still be in the pipes when the process exits.
+      child.on('close', (code) => {
         running = false;
         r(code);
       }),
@@ -158,13 +159,20 @@ describe('netmesh CLI', () => {
         body: parse(readFileSync('examples/seed-myapp-pod.yaml', 'utf8')) as V1Pod,
       });
       assert.ok(isInjected(pod));
-      const line = jsonLines(logs).find((l) => l['msg'] === 'admission' && l['name'] === 'myapp-pod');
-      assert.ok(line, 'one log line per admission');
+      // The line is written after the response (at the end of the event-loop turn) and crosses a
+      // pipe, so the Pod can be back here before its log line is.
+      const line = await eventually(
+        'one log line per admission',
+        async () => jsonLines(logs).find((l) => l['msg'] === 'admission' && l['name'] === 'myapp-pod'),
+        { timeoutMs: 10_000, intervalMs: 50 },
+      );
       assert.equal(line['namespace'], appNs);
       assert.equal(line['decision'], 'injected');
       assert.equal(typeof line['durationMs'], 'number');
 
-      const started = jsonLines(logs).find((l) => l['msg'] === 'webhook started');
+      const started = await eventually('the "webhook started" line', async () =>
+        jsonLines(logs).find((l) => l['msg'] === 'webhook started'),
+      );
       const health = String(started?.['health']);
       assert.match(health, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.equal((await fetch(`${health}/readyz`)).status, 200);

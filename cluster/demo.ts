@@ -122,11 +122,25 @@ async function runCoursePod(d: Demo, inCluster: boolean): Promise<void> {
     d.ui.show(
       '$ kubectl logs myapp-pod -c envoy        # the sidecar read its bootstrap from the envoy-conf volume',
     );
-    d.ui.show(d.k(['logs', 'myapp-pod', '-n', DEMO_NS, '-c', 'envoy']));
+    d.ui.show(await firstLogs(d, 'envoy'));
     d.ui.show('$ kubectl logs myapp-pod -c myapp-container');
-    d.ui.show(d.k(['logs', 'myapp-pod', '-n', DEMO_NS, '-c', 'myapp-container']));
+    d.ui.show(await firstLogs(d, 'myapp-container'));
   } else if (!pod.spec?.containers.some((c) => c.name === 'envoy')) {
     d.ui.show(`not injected: the apiserver of ${d.cluster.description} could not reach netmesh on this host`);
+  }
+}
+
+/**
+ * A container's log once it has one: its first line reaches the log file through containerd's
+ * shim a moment after the container counts as started. Gives up (and shows what there is) after
+ * 15 s.
+ */
+async function firstLogs(d: Demo, container: string): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const out = d.k(['logs', 'myapp-pod', '-n', DEMO_NS, '-c', container]);
+    if (out.trim() !== '' || Date.now() > deadline) return out;
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

@@ -932,7 +932,16 @@ describe('helm chart on the control plane', () => {
         assert.equal((await h.core.listNamespacedPod({ namespace: testNs })).items.length, 0);
 
         kubectl(h.cluster.kubeconfigPath, ['label', 'namespace', testNs, 'netmesh.io/injection-']);
-        const failed = await run();
+        // The apiserver's namespace cache and netmesh's may both still say "enabled" a moment
+        // after the label is gone; the test Pod must fail once they have caught up.
+        const failed = await eventually(
+          'the helm test to fail once the label is gone',
+          async () => {
+            const r = await run();
+            return r.code === 1 ? r : undefined;
+          },
+          { intervalMs: 500 },
+        );
         assert.equal(failed.code, 1, failed.out);
         assert.match(failed.out, /netmesh helm test FAILED: the Pod was admitted without the sidecar/);
       } finally {

@@ -4,10 +4,7 @@
 // are broken one at a time (caBundle, uninjected Pods, RBAC, template, netmesh stopped, CRD
 // deleted) and the matching line must turn ✖ with a non-zero exit.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { parseReadyz } from '../cli/check-core.ts';
 import { rawGet } from '../cli/raw.ts';
@@ -16,33 +13,13 @@ import { freePort } from '../cluster/controlplane.ts';
 import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts';
 import { kubectl } from '../cluster/tools.ts';
 import { createCertificateAuthority } from '../lib/pki.ts';
-import { createNamespace, deleteNamespace, eventually, gone, useCluster } from './support.ts';
+import { createNamespace, deleteNamespace, eventually, gone, runNetmesh, useCluster } from './support.ts';
 
-const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const bin = join(root, 'bin', 'netmesh.js');
-
-function netmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done, reject) => {
-    const env = { ...process.env };
-    for (const k of ['KUBECONFIG', 'NETMESH_KUBECONFIG', 'NETMESH_NAMESPACE', 'KUBERNETES_SERVICE_HOST'])
-      delete env[k];
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => done({ code: code ?? 1, stdout, stderr })); // 'close': after the pipes are drained
+/** netmesh as a user runs it, with no kubeconfig but the one given on its command line. */
+const netmesh = (args: string[]) =>
+  runNetmesh(args, {
+    unset: ['KUBECONFIG', 'NETMESH_KUBECONFIG', 'NETMESH_NAMESPACE', 'KUBERNETES_SERVICE_HOST'],
   });
-}
 
 /** The line of check `name`, e.g. "✔ CRD networks.netmesh.io: established...". */
 function line(out: string, name: string): string {
@@ -404,9 +381,18 @@ describe('netmesh check and netmesh explain on a live installation', () => {
         },
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
       );
-    await patch(original.map(() => wrong));
     try {
-      const r = await check();
+      // The running netmesh puts its own caBundle back on its next certificate resync; should that
+      // land between the patch and the check, break it again and check again.
+      const r = await eventually(
+        'check to see the wrong caBundle',
+        async () => {
+          await patch(original.map(() => wrong));
+          const out = await check();
+          return out.code === 1 && /^✖ webhook endpoint/m.test(out.stdout) ? out : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 0 },
+      );
       assert.equal(r.code, 1);
       assert.match(
         line(r.stdout, 'webhook endpoint'),

@@ -21,6 +21,7 @@ import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts
 import { kubectl } from '../cluster/tools.ts';
 import { auditLog } from './operator-support.ts';
 import { createNamespace, deleteNamespace, eventually, useCluster } from './support.ts';
+import { waitUntilInjecting } from './webhook/helpers.ts';
 
 const CRD = 'networks.netmesh.io';
 const ENABLED = { 'netmesh.io/injection': 'enabled' };
@@ -269,6 +270,8 @@ describe('netmesh run under the chart identity', () => {
       return mwc.webhooks?.every((w) => (w.clientConfig.caBundle ?? '').length > 0);
     });
     const app = await namespace('run-app', ENABLED);
+    // failurePolicy Ignore: a first call that is slow or refused would store the Pod uninjected.
+    await waitUntilInjecting(h, app);
     const pod = parseYaml(readFileSync('examples/seed-myapp-pod.yaml', 'utf8')) as k8s.V1Pod;
     await h.core.createNamespacedPod({ namespace: app, body: pod });
     const stored = await h.core.readNamespacedPod({ namespace: app, name: 'myapp-pod' });

@@ -594,8 +594,10 @@ describe('network operator', () => {
         },
         { timeoutMs: 10_000 },
       );
+      // Counted from before the graceful stop (which drains the queue, then releases the lease);
+      // the slack over the 4 s lease is for that and round trips on a loaded machine.
       assert.ok(
-        Date.now() - stoppedAt < 4_000 + 2_000,
+        Date.now() - stoppedAt < 4_000 + 4_000,
         'took over within the lease duration (released lease)',
       );
       await createNet('ha-2', { cidr: '10.60.1.0/24' });

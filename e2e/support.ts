@@ -1,6 +1,9 @@
 // Shared helpers for the integration suites: one cluster per test file (the shared control
 // plane of the run when there is one), polling with a deadline, and throwaway namespaces.
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { after, before } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { acquireCluster, type TestCluster } from '../cluster/target.ts';
 
@@ -122,5 +125,50 @@ export async function createDeployment(
         },
       },
     },
+  });
+}
+
+const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const netmeshBin = resolve(repoRoot, 'bin', 'netmesh.js');
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The netmesh CLI as a user runs it: a separate process from the repository's root, with
+ * `input` on stdin, `env` added and the variables in `unset` removed (by default KUBECONFIG, so
+ * only the kubeconfig on the command line counts). Resolves on 'close', not 'exit': Node may
+ * emit 'exit' before the last output has come through the pipes.
+ */
+export function runNetmesh(
+  args: string[],
+  {
+    input = '',
+    env = {},
+    unset = ['KUBECONFIG'],
+  }: { input?: string; env?: NodeJS.ProcessEnv; unset?: string[] } = {},
+): Promise<CliRun> {
+  return new Promise((done, reject) => {
+    const childEnv = { ...process.env, ...env };
+    for (const k of unset) delete childEnv[k];
+    const child = spawn(process.execPath, [netmeshBin, ...args], {
+      cwd: repoRoot,
+      env: childEnv,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => done({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(input);
   });
 }

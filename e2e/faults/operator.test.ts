@@ -93,12 +93,14 @@ describe('faults: the operator', () => {
 
   test('apiserver killed (-9) while 500 Networks are reconciled: informers reconnect, nothing is missed', async () => {
     const ns = await namespace();
-    // Default lease timings: a few seconds without an apiserver must not cost the lease.
+    // A renew deadline longer than the outage: the apiserver has taken 8.5 s to come back on this
+    // machine, and client-go's default deadline (10 s, counted from the last renewal) would be a
+    // coin toss here. Losing the lease to an outage is covered by the lease tests.
     const op = await operator('a', [
       '--lease-duration',
-      '15s',
+      '40s',
       '--renew-deadline',
-      '10s',
+      '30s',
       '--retry-period',
       '2s',
     ]);
@@ -251,18 +253,25 @@ describe('faults: the operator', () => {
     await a.kill9();
     procs.splice(procs.indexOf(a), 1);
     const killed = Date.now();
-    await creating;
+    // Watched while the creates go on, so finishing them is not counted in the takeover.
     const coordination = f.kc.makeApiClient(k8s.CoordinationV1Api);
-    await eventually(`the standby holds the Lease (log ${b.logFile})`, async () => {
-      const lease = await coordination.readNamespacedLease({
-        namespace: 'netmesh-system',
-        name: 'netmesh-operator',
-      });
-      return lease.spec?.holderIdentity === 'standby-b';
-    });
-    const takeover = (Date.now() - killed) / 1000;
+    const tookOver = eventually(
+      `the standby holds the Lease (log ${b.logFile})`,
+      async () => {
+        const lease = await coordination.readNamespacedLease({
+          namespace: 'netmesh-system',
+          name: 'netmesh-operator',
+        });
+        return lease.spec?.holderIdentity === 'standby-b';
+      },
+      { intervalMs: 100 },
+    ).then(() => (Date.now() - killed) / 1000);
+    await creating;
+    const takeover = await tookOver;
     console.log(`# standby took over ${takeover.toFixed(1)} s after the kill -9`);
-    assert.ok(takeover < 4 + 2, `takeover in ${takeover} s (lease 4 s)`);
+    // The lease (4 s) from the standby's sight of the last renewal, up to two jittered retry
+    // periods (0.6 s each) around it, and round trips on a loaded machine.
+    assert.ok(takeover < 4 + 2 * 0.6 + 2.5, `takeover in ${takeover} s (lease 4 s)`);
     await assertConverged(f, ns);
     // Delete a third; their ConfigMaps must go too (owner references), none left behind.
     for (let i = 0; i < 100; i++)

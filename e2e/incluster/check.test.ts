@@ -4,44 +4,20 @@
 // the certificate each endpoint Pod actually presents on its Pod IP. Every check must pass; then
 // the Deployment is scaled to 0 and the endpoint check must fail with a hint and exit status 1.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { deleteNamespace, eventually, useCluster } from '../support.ts';
+import { deleteNamespace, eventually, runNetmesh, useCluster } from '../support.ts';
 import { ENABLED, installRelease, type Release, waitPodReady } from './helpers.ts';
-
-const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const bin = join(root, 'bin', 'netmesh.js');
 
 interface CheckJson {
   ok: boolean;
   checks: { name: string; status: 'ok' | 'fail' | 'warn' | 'skip'; message: string; hint?: string }[];
 }
 
-/** `netmesh check` as a user runs it, with no kubeconfig but the one given on its command line. */
-function netmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done, reject) => {
-    const env = { ...process.env };
-    for (const k of ['KUBECONFIG', 'NETMESH_KUBECONFIG', 'NETMESH_NAMESPACE', 'KUBERNETES_SERVICE_HOST'])
-      delete env[k];
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => done({ code: code ?? 1, stdout, stderr })); // 'close': after the pipes are drained
+/** netmesh as a user runs it, with no kubeconfig but the one given on its command line. */
+const netmesh = (args: string[]) =>
+  runNetmesh(args, {
+    unset: ['KUBECONFIG', 'NETMESH_KUBECONFIG', 'NETMESH_NAMESPACE', 'KUBERNETES_SERVICE_HOST'],
   });
-}
 
 describe('netmesh check against the in-cluster installation on a real node', () => {
   const h = useCluster();

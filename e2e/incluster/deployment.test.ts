@@ -61,14 +61,17 @@ describe('netmesh in-cluster: the chart on a real node', () => {
     assert.deepEqual(hook.clientConfig.service?.name, r.fullname);
     assert.equal(hook.clientConfig.url, undefined, 'the apiserver calls the Service, not a host URL');
     const ca = Buffer.from(hook.clientConfig.caBundle!, 'base64').toString('utf8');
-    const slices = await h.kc.makeApiClient(k8s.DiscoveryV1Api).listNamespacedEndpointSlice({
-      namespace: r.namespace,
-      labelSelector: `kubernetes.io/service-name=${r.fullname}`,
+    // helm --wait waits for the Pods; the EndpointSlice controller follows a moment later.
+    const ready = await eventually('both replicas serve the webhook (EndpointSlice)', async () => {
+      const slices = await h.kc.makeApiClient(k8s.DiscoveryV1Api).listNamespacedEndpointSlice({
+        namespace: r.namespace,
+        labelSelector: `kubernetes.io/service-name=${r.fullname}`,
+      });
+      const addresses = slices.items
+        .flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready))
+        .flatMap((e) => e.addresses);
+      return addresses.length === 2 ? addresses : undefined;
     });
-    const ready = slices.items
-      .flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready))
-      .flatMap((e) => e.addresses);
-    assert.equal(ready.length, 2, 'both replicas serve the webhook');
     const servername = `${r.fullname}.${r.namespace}.svc`;
     for (const ip of ready) {
       // The same check the apiserver makes: chain to the caBundle, name = the Service DNS name.
@@ -109,10 +112,14 @@ describe('netmesh in-cluster: the chart on a real node', () => {
     const copy = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'envoy' });
     assert.match(copy.data?.['envoy.yaml'] ?? '', /port_value: 15001/);
     // The stand-in is Ready only once it read the file; its log names what it read.
-    const log = kubectl(h.cluster.kubeconfigPath, ['logs', '-n', ns, 'myapp-pod', '-c', 'envoy']);
-    assert.match(log, /read configuration \/etc\/envoy\/envoy\.yaml \(\d+ bytes/);
-    const app = kubectl(h.cluster.kubeconfigPath, ['logs', '-n', ns, 'myapp-pod', '-c', 'myapp-container']);
-    assert.match(app, /Hello Kubernetes!/);
+    // Polled: a container's first line reaches its log file through containerd's shim a moment
+    // after the container counts as started.
+    const logged = (container: string, expect: RegExp) =>
+      eventually(`${container}'s log to match ${expect}`, async () =>
+        expect.test(kubectl(h.cluster.kubeconfigPath, ['logs', '-n', ns, 'myapp-pod', '-c', container])),
+      );
+    await logged('envoy', /read configuration \/etc\/envoy\/envoy\.yaml \(\d+ bytes/);
+    await logged('myapp-container', /Hello Kubernetes!/);
   });
 
   test('Deployments, StatefulSets and Jobs in a labelled namespace roll out with the sidecar', async () => {

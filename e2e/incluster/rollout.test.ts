@@ -103,7 +103,8 @@ describe('netmesh in-cluster: rolling upgrade and leader loss', () => {
           const pods = await netmeshPods(h, r);
           return pods.length === 2 && pods.every((p) => !before.has(p.metadata?.name));
         },
-        { timeoutMs: 60_000 },
+        // Two Pod starts and terminations one after the other, on a loaded node.
+        { timeoutMs: 180_000 },
       );
       // Let the old replicas finish their shutdown while requests continue.
       await new Promise((res) => setTimeout(res, 3000));

@@ -12,7 +12,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { buildKubeconfig } from '../../lib/kubeconfig.ts';
 import { createCertificateAuthority } from '../../lib/pki.ts';
 import { buildMutatingWebhookConfiguration } from '../../webhook/webhook-config.ts';
-import { createNamespace, deleteNamespace, eventually, gone, useCluster } from '../support.ts';
+import { createNamespace, deleteNamespace, eventually, gone, runNetmesh, useCluster } from '../support.ts';
 import {
   courseConfigMap,
   ENABLED,
@@ -26,35 +26,13 @@ import {
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const bin = join(root, 'bin', 'netmesh.js');
 
-function runCli(
-  args: string[],
-  input?: string,
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolveRun, reject) => {
-    const childEnv = { ...process.env, ...env };
-    delete childEnv['KUBECONFIG'];
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      env: childEnv,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolveRun({ code: code ?? 1, stdout, stderr })); // 'close': after the pipes are drained
-    child.stdin.end(input ?? '');
-  });
-}
+const runCli = (args: string[], input?: string, env: NodeJS.ProcessEnv = {}) =>
+  runNetmesh(args, { input, env });
 
+/** The complete JSON lines so far (the last one may still be on its way through the pipe). */
 function jsonLines(logs: string): Record<string, unknown>[] {
   return logs
+    .slice(0, logs.lastIndexOf('\n') + 1)
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -108,15 +86,17 @@ describe('netmesh CLI', () => {
       {
         cwd: root,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NETMESH_TIMEOUT_SECONDS: '7', NETMESH_SHUTDOWN_DELAY: '3s' },
+        env: { ...process.env, NETMESH_TIMEOUT_SECONDS: '7', NETMESH_SHUTDOWN_DELAY: '6s' },
       },
     );
+    // Apart, so a stderr chunk can never land inside a half-received JSON log line.
     let logs = '';
+    let errors = '';
     child.stdout!.on('data', (d: Buffer) => {
       logs += d.toString();
     });
     child.stderr!.on('data', (d: Buffer) => {
-      logs += d.toString();
+      errors += d.toString();
     });
     let running = true;
     let terminated = false;
@@ -177,7 +157,7 @@ describe('netmesh CLI', () => {
       assert.match(health, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.equal((await fetch(`${health}/readyz`)).status, 200);
       terminated = child.kill('SIGTERM');
-      // NETMESH_SHUTDOWN_DELAY=3s: unready and unregistered at once, still up for the delay.
+      // NETMESH_SHUTDOWN_DELAY=6s: unready and unregistered at once, still up for the delay.
       await eventually('/readyz to fail with "stopping"', async () => {
         const res = await fetch(`${health}/readyz`);
         return res.status === 503 && /webhook failed: stopping/.test(await res.text());
@@ -190,7 +170,7 @@ describe('netmesh CLI', () => {
       // Once only: a second SIGTERM ends the process at once, as it would for anyone.
       if (!terminated) child.kill('SIGTERM');
     }
-    assert.equal(await exited, 0, logs.slice(-2000));
+    assert.equal(await exited, 0, `${logs.slice(-2000)}${errors.slice(-2000)}`);
     await assert.rejects(
       admission.readMutatingWebhookConfiguration({ name }),
       (err: { code?: number }) => err.code === 404,

@@ -72,7 +72,7 @@ describe('webhook lifecycle', () => {
   });
 
   test('stop: unready at once, configuration removed, still serving for the delay, then closed', async () => {
-    const delayMs = 3000;
+    const delayMs = 6000; // long enough for the checks below on a loaded machine
     const w: ScopedWebhook = await startScopedWebhook(h, { shutdownDelayMs: delayMs });
     namespaces.push(w.systemNamespace);
     configs.push(w.configName);

@@ -30,7 +30,7 @@ import {
   webhookTargets,
 } from './report.ts';
 import { postReview } from './review-client.ts';
-import { type BenchServer, startBaseline, startNetmesh } from './servers.ts';
+import { type BenchServer, startBaseline, startDependencyFloor, startNetmesh } from './servers.ts';
 import { runWrk } from './wrk.ts';
 
 interface Plan {
@@ -206,12 +206,23 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
       responses,
     });
     started.push(baseline);
+    // What loading netmesh's packages alone holds: the part of the idle RSS netmesh cannot shed.
+    const floor = await startDependencyFloor({
+      pin: pin.server,
+      dir: ctx.workDir,
+      netmeshBin: ctx.netmeshBin,
+      nodeArgs: ctx.netmeshNodeArgs,
+    });
+    started.push(floor);
     const servers: Record<Server, BenchServer> = { netmesh, baseline };
     const failed = Promise.race([netmesh.failure, baseline.failure]);
     const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, failed]);
 
     await guard(sleep(plan.settleSeconds * 1000));
     const idle = { netmesh: netmesh.memory().rss, baseline: baseline.memory().rss };
+    const dependencyFloorIdle = floor.memory().rss;
+    await floor.stop();
+    started.splice(started.indexOf(floor), 1);
     const sampler = rssSampler([netmesh, baseline]);
     sampler.start();
 
@@ -336,6 +347,7 @@ async function run(ctx: BenchContext): Promise<AreaResult> {
       startupSeconds,
       bodies: runs,
       memory,
+      dependencyFloorIdle,
     };
     const summaries = runs.map(summarizeBody);
     return {

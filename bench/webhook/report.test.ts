@@ -86,6 +86,7 @@ describe('webhook report', () => {
       netmesh: { idle: 150e6, underLoad: 200e6 },
       baseline: { idle: 58e6, underLoad: 130e6 },
     },
+    dependencyFloorIdle: 98e6,
   };
 
   it('targets: throughput at least, p99 ratio and idle RSS at most', () => {
@@ -104,13 +105,15 @@ describe('webhook report', () => {
     const tables = webhookTables(runs, [summary]);
     assert.deepEqual(
       tables.map((t) => t.rows.length),
-      [1, 1, 2],
+      [1, 1, 3],
     );
     for (const t of tables) renderText(t); // throws when a row does not fit its columns
     assert.equal(tables[0]!.rows[0]![4], '0.80');
     assert.equal(tables[0]!.rows[0]![8], (80 / 110).toFixed(2), 'CPU ratio');
     assert.equal(tables[1]!.rows[0]![3], '0.95', 'p99 in milliseconds');
     assert.match(tables[2]!.rows[0]![1]!, /^150 MB$/);
+    assert.match(tables[2]!.rows[2]![0]!, /^dependency floor/);
+    assert.equal(tables[2]!.rows[2]![1], '98 MB');
     const chart = webhookChart([summary], 'subtitle');
     assert.equal(chart.file, 'webhook-latency.svg');
     assert.ok(chart.svg.startsWith('<svg') && chart.svg.includes('p99.9'));

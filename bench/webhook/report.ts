@@ -64,6 +64,8 @@ export interface WebhookRuns {
   startupSeconds: number;
   bodies: BodyRuns[];
   memory: Record<Server, MemoryFigures>;
+  /** Idle RSS of the dependency floor: netmesh's packages loaded, none of its code run. */
+  dependencyFloorIdle: number;
 }
 
 export interface BodySummary {
@@ -225,9 +227,11 @@ export function webhookTables(runs: WebhookRuns, bodies: BodySummary[]): Table[]
           `<= ${TARGETS.idleRssMb} MB`,
         ],
         ['bare Node https baseline', mb(runs.memory.baseline.idle), mb(runs.memory.baseline.underLoad), ''],
+        ['dependency floor (packages loaded, nothing served)', mb(runs.dependencyFloorIdle), '', ''],
       ],
       notes: [
         `netmesh ready ${runs.startupSeconds.toFixed(1)} s after start (certificate, template and namespace caches)`,
+        'dependency floor: what netmesh webhook loads from its packages, as the image bundles them, with none of its own code run (bench/webhook/dependency-floor.ts)',
       ],
     },
   ];
@@ -302,6 +306,7 @@ export function webhookResults(runs: WebhookRuns, bodies: BodySummary[]): Record
       ]),
     ),
     memoryBytes: runs.memory,
+    dependencyFloorIdleBytes: runs.dependencyFloorIdle,
     raw: runs.bodies,
   };
 }

@@ -5,13 +5,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../cluster/controlplane.ts';
+import { bundleApp } from '../../deploy/image/bundle.ts';
 import { readCpuSeconds, readMemory } from '../lib/procfs.ts';
 import type { WebhookEnvironment } from './environment.ts';
 
-export type ServerName = 'netmesh' | 'baseline';
+export type ServerName = 'netmesh' | 'baseline' | 'dependency floor';
 
 export interface BenchServer {
   name: ServerName;
@@ -200,6 +201,37 @@ export async function startBaseline(opts: {
   const server = wrap('baseline', child, `https://127.0.0.1:${port}/mutate`, logFile);
   try {
     await until('the baseline to listen', async () => /^listening /m.test(tail(logFile)), server.failure);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
+}
+
+/**
+ * The dependency floor (dependency-floor.ts): netmesh's packages loaded, none of its code run.
+ * Bundled into the app tree beside `netmeshBin`, so it loads client-node the way the image's
+ * bundle does and the other packages from the same node_modules, and started on the server core
+ * with netmesh's Node options. Resolves once it has loaded everything and printed `ready`.
+ */
+export async function startDependencyFloor(opts: {
+  pin: string[];
+  dir: string;
+  netmeshBin: string;
+  nodeArgs?: string[];
+}): Promise<BenchServer> {
+  const app = dirname(dirname(opts.netmeshBin));
+  const script = fileURLToPath(new URL('./dependency-floor.ts', import.meta.url));
+  await bundleApp(repoRoot, app, { 'dependency-floor': relative(repoRoot, script) });
+  const logFile = join(opts.dir, 'dependency-floor.log');
+  const child = spawnPinned(
+    [process.execPath, ...(opts.nodeArgs ?? []), join(app, 'bin', 'dependency-floor.js')],
+    opts.pin,
+    logFile,
+  );
+  const server = wrap('dependency floor', child, '', logFile);
+  try {
+    await until('the dependency floor to load', async () => /^ready /m.test(tail(logFile)), server.failure);
   } catch (err) {
     await server.stop();
     throw err;

@@ -58,11 +58,16 @@ const externalPackages: Plugin = {
  * for the pinned Node. Fails on any error (esbuild rejects) or warning, so an import the bundle
  * cannot follow is a build error rather than a crash in the image, and when client-node did not
  * end up in the bundle (the memory this file is for). Returns the bytes of client-node's code.
+ * `entries` (output name: path in `repo`) bundles other scripts the same way, for the benchmarks.
  */
-export async function bundleApp(repo: string, dest: string): Promise<number> {
+export async function bundleApp(
+  repo: string,
+  dest: string,
+  entries: Record<string, string> = { netmesh: join('bin', 'netmesh.js') },
+): Promise<number> {
   const result = await build({
     absWorkingDir: repo,
-    entryPoints: { netmesh: join(repo, 'bin', 'netmesh.js') },
+    entryPoints: Object.fromEntries(Object.entries(entries).map(([name, path]) => [name, join(repo, path)])),
     outdir: join(dest, 'bin'),
     bundle: true,
     splitting: true,

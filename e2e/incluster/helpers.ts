@@ -101,11 +101,23 @@ export async function netmeshPods(h: ClusterHandle, r: InClusterInstall): Promis
     );
 }
 
-/** The Pod holding the operator's leader Lease. */
+/**
+ * The Pod named in the operator's leader Lease; undefined while the Lease is released (a replica
+ * that shuts down writes an empty holder, as client-go's ReleaseOnCancel does).
+ */
 export async function leaderOf(h: ClusterHandle, r: InClusterInstall): Promise<string | undefined> {
   const { CoordinationV1Api } = await import('@kubernetes/client-node');
   const lease = await h.kc
     .makeApiClient(CoordinationV1Api)
     .readNamespacedLease({ namespace: r.namespace, name: `${r.fullname}-operator` });
-  return lease.spec?.holderIdentity ?? undefined;
+  return lease.spec?.holderIdentity || undefined;
+}
+
+/**
+ * The leader, once it is one of the release's live Pods. Right after a rollout the Lease can
+ * still name the old replica (or nobody, once it released) until a new replica's next retry.
+ */
+export async function liveLeaderOf(h: ClusterHandle, r: InClusterInstall): Promise<string | undefined> {
+  const [holder, pods] = await Promise.all([leaderOf(h, r), netmeshPods(h, r)]);
+  return pods.some((p) => p.metadata?.name === holder) ? holder : undefined;
 }

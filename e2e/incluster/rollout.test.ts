@@ -9,7 +9,15 @@ import { installInCluster } from '../../cluster/chart.ts';
 import { statusCode, statusMessage } from '../../lib/kube-errors.ts';
 import { STATUS_ANNOTATION } from '../../webhook/core/contract.ts';
 import { deleteNamespace, eventually, useCluster } from '../support.ts';
-import { ENABLED, installRelease, leaderOf, netmeshPods, type Release, requireNode } from './helpers.ts';
+import {
+  ENABLED,
+  installRelease,
+  leaderOf,
+  liveLeaderOf,
+  netmeshPods,
+  type Release,
+  requireNode,
+} from './helpers.ts';
 
 const LEASE_SECONDS = 15;
 
@@ -122,7 +130,12 @@ describe('netmesh in-cluster: rolling upgrade and leader loss', () => {
   });
 
   test('deleting the leader Pod: another replica takes the Lease within the lease duration', async () => {
-    const leader = await eventually('a leader', () => leaderOf(h, r));
+    // After the rollout the Lease may still name an old replica, or nobody once it released:
+    // a new replica takes it on its next retry, or after the lease duration at worst.
+    const leader = await eventually('a live replica holding the Lease', () => liveLeaderOf(h, r), {
+      timeoutMs: LEASE_SECONDS * 1000 + 10_000,
+      intervalMs: 100,
+    });
     const others = (await netmeshPods(h, r)).map((p) => p.metadata!.name!).filter((n) => n !== leader);
     assert.equal(others.length, 1, 'one standby');
     const started = Date.now();

@@ -73,6 +73,19 @@ describe('readyz', () => {
     });
     const good = renderProbe('readyz', [{ name: 'operator', ok: true }], true).body;
     assert.equal(operatorReadiness(good).ok, true);
+  });
+  test("`netmesh run` always passes its operator check: the detail says the operator's state", () => {
+    const run = (detail: string) =>
+      operatorReadiness(renderProbe('readyz', [{ name: 'operator', ok: true, detail }], true).body);
+    assert.deepEqual(run('leader, working'), { ok: true, message: 'caches synced and workers running' });
+    assert.deepEqual(run('standby'), {
+      ok: false,
+      message: 'the Lease holder reports itself a standby (the Lease is changing hands?)',
+    });
+    assert.deepEqual(run('leader: controller caches not synced or workers not running'), {
+      ok: false,
+      message: 'leader not ready: leader: controller caches not synced or workers not running',
+    });
     assert.match(operatorReadiness('ok\n').message, /no "operator" check/);
   });
 });

@@ -98,6 +98,13 @@ export function parseReadyz(body: string): ReadyzCheck[] {
   return out;
 }
 
+/**
+ * What `netmesh run` says of its operator in /readyz. Its operator check always passes (every
+ * replica keeps serving the webhook, whatever the controller does), so the state is in the
+ * detail: one of these, or why the leader is not working.
+ */
+export const RUN_OPERATOR_DETAIL = { working: 'leader, working', standby: 'standby' } as const;
+
 /** The operator's readiness as the leader's /readyz reports it. */
 export function operatorReadiness(body: string): { ok: boolean; message: string } {
   const checks = parseReadyz(body);
@@ -108,6 +115,11 @@ export function operatorReadiness(body: string): { ok: boolean; message: string 
       message: `no "operator" check in /readyz (${checks.map((c) => c.name).join(', ') || 'no checks'})`,
     };
   if (!operator.ok) return { ok: false, message: `leader not ready: ${operator.detail ?? 'failed'}` };
+  // `netmesh operator` passes with no detail; `netmesh run` passes and says its state.
+  if (operator.detail === RUN_OPERATOR_DETAIL.standby)
+    return { ok: false, message: 'the Lease holder reports itself a standby (the Lease is changing hands?)' };
+  if (operator.detail !== undefined && operator.detail !== RUN_OPERATOR_DETAIL.working)
+    return { ok: false, message: `leader not ready: ${operator.detail}` };
   const others = checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail ?? 'failed'}`);
   return {
     ok: true,

@@ -72,6 +72,11 @@ describe('netmesh check and netmesh explain on a live installation', () => {
       '500ms',
     ]);
     await proc.waitReady(60_000);
+    // `run` is ready while its webhook serves; its operator leads and works a moment later.
+    await eventually('the operator leading and working', async () => {
+      const res = await fetch(`http://127.0.0.1:${proc!.healthPort}/readyz?verbose`);
+      return (await res.text()).includes('[+]operator ok: leader, working');
+    });
     await eventually('caBundle patched', async () => {
       const mwc = await admission().readMutatingWebhookConfiguration({ name: fullname });
       return mwc.webhooks?.every((w) => (w.clientConfig.caBundle ?? '').length > 0);

@@ -5,6 +5,7 @@ import { type Component, runProcess } from '../../runtime/lifecycle.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { startWebhook } from '../../webhook/start.ts';
 import { DEFAULT_WEBHOOK_CONFIG_NAME } from '../../webhook/webhook-config.ts';
+import { RUN_OPERATOR_DETAIL } from '../check-core.ts';
 import { clusterLogFields, connect } from '../cluster.ts';
 import { parseFlags, refuseWorkloadNamespace } from '../flags.ts';
 import { operatorFlags, operatorOptionsFromFlags, parseListen, startProcessOperator } from './common.ts';
@@ -63,7 +64,8 @@ export async function run(argv: string[]): Promise<number> {
         name: 'operator',
         ready: () => {
           const r = operator.ready();
-          return { ok: true, detail: r === true ? (operator.isLeader() ? 'leader, working' : 'standby') : r };
+          const state = operator.isLeader() ? RUN_OPERATOR_DETAIL.working : RUN_OPERATOR_DETAIL.standby;
+          return { ok: true, detail: r === true ? state : r };
         },
         stop: () => operator.stop(),
       });

@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import type { NetmeshProcess } from '../../cluster/netmesh-process.ts';
 import { kubectlAsync } from '../../cluster/tools.ts';
-import { auditLog } from '../operator-support.ts';
+import { auditLog, metric } from '../operator-support.ts';
 import { eventually } from '../support.ts';
 import {
   apiserverWrites,
@@ -27,6 +27,21 @@ import {
 import { startStallingProxy } from './tcp-proxy.ts';
 
 /** What the apiserver answers to a watch of Networks from `resourceVersion` (first line). */
+/**
+ * Waits until the operator has reconciled a tenth of the `total` Networks being created, and
+ * returns how many it had: the moment a fault is injected "mid-reconcile".
+ */
+async function midReconcile(op: NetmeshProcess, total: number): Promise<number> {
+  return eventually(
+    `a tenth of ${total} Networks reconciled`,
+    async () => {
+      const n = await metric(op.healthPort, 'netmesh_reconcile_total', { result: 'success' });
+      return n >= total / 10 ? n : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 50 },
+  );
+}
+
 async function watchStatus(f: FaultCluster, namespace: string, resourceVersion: string): Promise<string> {
   const cluster = f.kc.getCurrentCluster()!;
   const url = `${cluster.server}/apis/${GROUP}/v1/namespaces/${namespace}/networks?watch=1&resourceVersion=${resourceVersion}&timeoutSeconds=5`;
@@ -109,7 +124,10 @@ describe('faults: the operator', () => {
     // Every tenth Network overlaps the one before it: verdicts, not just creations, must survive.
     const items = cidrs.map((cidr, i) => ({ name: `n-${i}`, cidr: i % 10 === 9 ? cidrs[i - 1]! : cidr }));
     const firstBatch = createNetworks(f, ns, items.slice(0, 300));
-    await new Promise((r) => setTimeout(r, 1500));
+    // Mid-reconcile by what the operator has done, not by the clock: a fast machine could
+    // otherwise converge first and the outage would hit an idle operator.
+    const done = await midReconcile(op, 300);
+    console.log(`# apiserver killed after ${done} reconciles`);
     const outage = Date.now();
     await f.cluster.local!.restartComponent('kube-apiserver', { downMs: 1000 });
     console.log(`# apiserver back after ${((Date.now() - outage) / 1000).toFixed(1)} s`);
@@ -154,6 +172,7 @@ describe('faults: the operator', () => {
         metadata: { resourceVersion: string };
       }
     ).metadata.resourceVersion;
+    let since = '';
     op.child.kill('SIGSTOP');
     try {
       // While it sleeps: 30 new Networks, 10 deleted, 10 edited.
@@ -194,10 +213,11 @@ describe('faults: the operator', () => {
       });
       assert.match(watch, /410|Expired|too old/, `a watch from resourceVersion ${seen}: ${watch}`);
     } finally {
+      // Taken before the operator resumes: every write it makes from here on is counted.
+      since = new Date().toISOString();
       op.child.kill('SIGCONT');
     }
     const before = await apiserverWrites(f, 'configmaps');
-    const since = new Date().toISOString();
     await assertConverged(f, ns);
     // The audit log says who wrote which ConfigMap: the apiserver's own counter also moves with
     // the restarted apiserver's and the controller manager's writes elsewhere in the cluster.
@@ -249,7 +269,8 @@ describe('faults: the operator', () => {
     await b.waitReady();
     const items = distinctCidrs(300, 2000).map((cidr, i) => ({ name: `l-${i}`, cidr }));
     const creating = createNetworks(f, ns, items);
-    await new Promise((r) => setTimeout(r, 1000));
+    const done = await midReconcile(a, 300);
+    console.log(`# leader killed after ${done} reconciles`);
     await a.kill9();
     procs.splice(procs.indexOf(a), 1);
     const killed = Date.now();
@@ -270,8 +291,9 @@ describe('faults: the operator', () => {
     const takeover = await tookOver;
     console.log(`# standby took over ${takeover.toFixed(1)} s after the kill -9`);
     // The lease (4 s) from the standby's sight of the last renewal, up to two jittered retry
-    // periods (0.6 s each) around it, and round trips on a loaded machine.
-    assert.ok(takeover < 4 + 2 * 0.6 + 2.5, `takeover in ${takeover} s (lease 4 s)`);
+    // periods around it (500 ms × (1 + 1.2 × jitter): 1.1 s at most) and round trips on a loaded
+    // machine.
+    assert.ok(takeover < 4 + 2 * 1.1 + 2.5, `takeover in ${takeover} s (lease 4 s)`);
     await assertConverged(f, ns);
     // Delete a third; their ConfigMaps must go too (owner references), none left behind.
     for (let i = 0; i < 100; i++)
@@ -321,7 +343,9 @@ describe('faults: the operator', () => {
     let patches = 0;
     const writer = (async () => {
       await creating;
-      for (let round = 0; !stop; round++) {
+      // 15 s, and at least one label on each Network however slow the machine (two kubectl
+      // processes per round).
+      for (let round = 0; !stop || round < 40; round++) {
         // kubectl as a second field manager: labels, annotations, and a gateway edit now and then.
         const name = `c-${round % 40}`;
         const args = ['-n', ns, 'label', '--overwrite', 'network', name, `team=t${round}`];

@@ -114,8 +114,20 @@ describe('netmesh in-cluster: rolling upgrade and leader loss', () => {
         // Two Pod starts and terminations one after the other, on a loaded node.
         { timeoutMs: 180_000 },
       );
-      // Let the old replicas finish their shutdown while requests continue.
-      await new Promise((res) => setTimeout(res, 3000));
+      // Requests continue until the old replicas are gone: the last one keeps serving through
+      // its shutdown delay, and the moment its endpoint goes away must be covered too.
+      await eventually(
+        'the old replicas gone',
+        async () => {
+          const { items } = await h.core.listNamespacedPod({
+            namespace: r.namespace,
+            labelSelector: `app.kubernetes.io/name=netmesh,app.kubernetes.io/instance=${r.release}`,
+          });
+          return items.every((p) => !before.has(p.metadata?.name));
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
+      await new Promise((res) => setTimeout(res, 1000));
     } finally {
       stop = true;
       await Promise.all([createLoop, watchLoop]);

@@ -198,9 +198,11 @@ describe('runtime LeaderElector (real apiserver)', () => {
     assert.equal(lease.spec?.leaseDurationSeconds, 4);
     await new Promise((r) => setTimeout(r, 1_000));
     assert.equal(cs.filter((c) => c.elector.isLeader()).length, 1);
-    assert.ok(
-      cs.every((c) => c === leader || c.elector.leader() === next.id),
+    // The losing standby learns the new holder at its next poll (up to 1.1 s after its last).
+    await eventually(
       'every running candidate sees the new leader',
+      async () => cs.every((c) => c === leader || c.elector.leader() === next.id),
+      { timeoutMs: 3_000, intervalMs: 50 },
     );
     guard.stop();
     for (const c of cs) await c.elector.release();
@@ -243,11 +245,22 @@ describe('runtime LeaderElector (real apiserver)', () => {
     assert.ok(c);
     c.elector.start();
     await eventually('victim leads', async () => c.elector.isLeader());
-    // Another party rewrites the Lease behind the leader's back.
-    const lease = await readLease('intruder');
-    const now = `${new Date().toISOString().slice(0, -1)}000Z`;
-    lease.spec = { ...lease.spec, holderIdentity: 'intruder', renewTime: now as unknown as k8s.V1MicroTime };
-    await coord.replaceNamespacedLease({ namespace: ns, name: 'intruder', body: lease });
+    // Another party rewrites the Lease behind the leader's back. A renewal landing between the
+    // read and the replace is a 409: read again and retry, as any writer would.
+    await eventually(
+      'the Lease rewritten by an intruder',
+      async () => {
+        const lease = await readLease('intruder');
+        const now = `${new Date().toISOString().slice(0, -1)}000Z`;
+        lease.spec = {
+          ...lease.spec,
+          holderIdentity: 'intruder',
+          renewTime: now as unknown as k8s.V1MicroTime,
+        };
+        return coord.replaceNamespacedLease({ namespace: ns, name: 'intruder', body: lease });
+      },
+      { intervalMs: 20 },
+    );
     const t0 = Date.now();
     await eventually('victim to stop leading', async () => !c.elector.isLeader(), {
       timeoutMs: 10_000,

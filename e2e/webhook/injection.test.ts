@@ -389,10 +389,23 @@ describe('webhook injection through the apiserver', () => {
       { name: ns, body: { metadata: { labels: ENABLED } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
-    // At once: the apiserver selects the Pod by the new label; the webhook must agree even if
-    // its cache has not seen the label yet. The watch usually wins this race on a local
-    // apiserver, so this checks the end result; webhook/namespaces.test.ts pins the re-read.
-    const pod = await h.core.createNamespacedPod({ namespace: ns, body: probePod(), dryRun: 'All' });
+    // At once: once the apiserver selects the Pod by the new label, the webhook must agree even
+    // if its cache has not seen the label yet. The apiserver matches namespaceSelector against
+    // its own namespace cache, which can lag the patch too: a create it did not send to the
+    // webhook says nothing about the webhook, so only those are retried. The watch usually wins
+    // the webhook's race on a local apiserver, so this checks the end result;
+    // webhook/namespaces.test.ts pins the re-read.
+    const requests = async () =>
+      (await w.webhook.metrics.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const pod = await eventually(
+      'a dry-run create the apiserver sends to the webhook',
+      async () => {
+        const before = await requests();
+        const created = await h.core.createNamespacedPod({ namespace: ns, body: probePod(), dryRun: 'All' });
+        return (await requests()) > before ? created : undefined;
+      },
+      { timeoutMs: 5000, intervalMs: 50 },
+    );
     assert.ok(isInjected(pod));
   });
 });

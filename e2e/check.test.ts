@@ -13,13 +13,17 @@ import { freePort } from '../cluster/controlplane.ts';
 import { type NetmeshProcess, startNetmesh } from '../cluster/netmesh-process.ts';
 import { kubectl } from '../cluster/tools.ts';
 import { createCertificateAuthority } from '../lib/pki.ts';
-import { createNamespace, deleteNamespace, eventually, gone, runNetmesh, useCluster } from './support.ts';
+import {
+  createNamespace,
+  deleteNamespace,
+  eventually,
+  gone,
+  runNetmeshIsolated,
+  useCluster,
+} from './support.ts';
 
 /** netmesh as a user runs it, with no kubeconfig but the one given on its command line. */
-const netmesh = (args: string[]) =>
-  runNetmesh(args, {
-    unset: ['KUBECONFIG', 'NETMESH_KUBECONFIG', 'NETMESH_NAMESPACE', 'KUBERNETES_SERVICE_HOST'],
-  });
+const netmesh = runNetmeshIsolated;
 
 /** The line of check `name`, e.g. "✔ CRD networks.netmesh.io: established...". */
 function line(out: string, name: string): string {

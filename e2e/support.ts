@@ -138,6 +138,15 @@ export interface CliRun {
 }
 
 /**
+ * `netmesh` with no cluster but the one on its command line: the variables that would otherwise
+ * point it at one (a kubeconfig, netmesh's own, in-cluster discovery) removed.
+ */
+export const runNetmeshIsolated = (args: string[]): Promise<CliRun> =>
+  runNetmesh(args, {
+    unset: ['KUBECONFIG', 'NETMESH_KUBECONFIG', 'NETMESH_NAMESPACE', 'KUBERNETES_SERVICE_HOST'],
+  });
+
+/**
  * The netmesh CLI as a user runs it: a separate process from the repository's root, with
  * `input` on stdin, `env` added and the variables in `unset` removed (by default KUBECONFIG, so
  * only the kubeconfig on the command line counts). Resolves on 'close', not 'exit': Node may

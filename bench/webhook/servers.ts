@@ -113,6 +113,21 @@ async function until(what: string, ok: () => Promise<boolean>, failed: Promise<n
   }
 }
 
+/** `server` once `ok` holds; stopped again if it dies or never gets there. */
+async function readyOrStopped(
+  server: BenchServer,
+  what: string,
+  ok: () => Promise<boolean>,
+): Promise<BenchServer> {
+  try {
+    await until(what, ok, server.failure);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
+}
+
 function httpStatus(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = get(url, (res) => {
@@ -160,17 +175,11 @@ export async function startNetmesh(opts: {
     opts.collector,
   );
   const server = wrap('netmesh', child, `https://127.0.0.1:${port}/mutate`, logFile);
-  try {
-    await until(
-      'netmesh to be ready',
-      async () => (await httpStatus(`http://127.0.0.1:${healthPort}/readyz`)) === 200,
-      server.failure,
-    );
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
-  return server;
+  return readyOrStopped(
+    server,
+    'netmesh to be ready',
+    async () => (await httpStatus(`http://127.0.0.1:${healthPort}/readyz`)) === 200,
+  );
 }
 
 /** The bare baseline serving `responses` (by review uid) with netmesh's certificate. */
@@ -199,13 +208,7 @@ export async function startBaseline(opts: {
   const script = fileURLToPath(new URL('./baseline-server.mjs', import.meta.url));
   const child = spawnPinned([process.execPath, ...(opts.nodeArgs ?? []), script, config], opts.pin, logFile);
   const server = wrap('baseline', child, `https://127.0.0.1:${port}/mutate`, logFile);
-  try {
-    await until('the baseline to listen', async () => /^listening /m.test(tail(logFile)), server.failure);
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
-  return server;
+  return readyOrStopped(server, 'the baseline to listen', async () => /^listening /m.test(tail(logFile)));
 }
 
 /**
@@ -230,11 +233,5 @@ export async function startDependencyFloor(opts: {
     logFile,
   );
   const server = wrap('dependency floor', child, '', logFile);
-  try {
-    await until('the dependency floor to load', async () => /^ready /m.test(tail(logFile)), server.failure);
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
-  return server;
+  return readyOrStopped(server, 'the dependency floor to load', async () => /^ready /m.test(tail(logFile)));
 }

@@ -5,7 +5,7 @@
 // the Deployment is scaled to 0 and the endpoint check must fail with a hint and exit status 1.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { deleteNamespace, eventually, runNetmesh, useCluster } from '../support.ts';
+import { deleteNamespace, eventually, runNetmeshIsolated, useCluster } from '../support.ts';
 import { ENABLED, installRelease, type Release, waitPodReady } from './helpers.ts';
 
 interface CheckJson {
@@ -14,10 +14,7 @@ interface CheckJson {
 }
 
 /** netmesh as a user runs it, with no kubeconfig but the one given on its command line. */
-const netmesh = (args: string[]) =>
-  runNetmesh(args, {
-    unset: ['KUBECONFIG', 'NETMESH_KUBECONFIG', 'NETMESH_NAMESPACE', 'KUBERNETES_SERVICE_HOST'],
-  });
+const netmesh = runNetmeshIsolated;
 
 describe('netmesh check against the in-cluster installation on a real node', () => {
   const h = useCluster();

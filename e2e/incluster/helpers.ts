@@ -88,14 +88,18 @@ export async function waitPodReady(
   );
 }
 
-/** The netmesh Pods of a release, oldest first. */
-export async function netmeshPods(h: ClusterHandle, r: InClusterInstall): Promise<k8s.V1Pod[]> {
+/** The netmesh Pods of a release, oldest first; terminating ones only when asked. */
+export async function netmeshPods(
+  h: ClusterHandle,
+  r: InClusterInstall,
+  { terminating = false } = {},
+): Promise<k8s.V1Pod[]> {
   const list = await h.core.listNamespacedPod({
     namespace: r.namespace,
     labelSelector: `app.kubernetes.io/name=netmesh,app.kubernetes.io/instance=${r.release}`,
   });
   return list.items
-    .filter((p) => !p.metadata?.deletionTimestamp)
+    .filter((p) => terminating || !p.metadata?.deletionTimestamp)
     .sort((a, b) =>
       String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)),
     );

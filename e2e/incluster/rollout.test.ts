@@ -118,13 +118,8 @@ describe('netmesh in-cluster: rolling upgrade and leader loss', () => {
       // its shutdown delay, and the moment its endpoint goes away must be covered too.
       await eventually(
         'the old replicas gone',
-        async () => {
-          const { items } = await h.core.listNamespacedPod({
-            namespace: r.namespace,
-            labelSelector: `app.kubernetes.io/name=netmesh,app.kubernetes.io/instance=${r.release}`,
-          });
-          return items.every((p) => !before.has(p.metadata?.name));
-        },
+        async () =>
+          (await netmeshPods(h, r, { terminating: true })).every((p) => !before.has(p.metadata?.name)),
         { timeoutMs: 60_000, intervalMs: 250 },
       );
       await new Promise((res) => setTimeout(res, 1000));

@@ -187,7 +187,7 @@ export function expectedVerdicts(nets: Network[]): Verdicts {
   return { ready, notReady };
 }
 
-async function listNetworks(f: FaultCluster, namespace: string): Promise<Network[]> {
+export async function listNetworks(f: FaultCluster, namespace: string): Promise<Network[]> {
   const list = (await f.custom.listNamespacedCustomObject({
     group: GROUP,
     version: 'v1',

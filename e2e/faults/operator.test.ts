@@ -21,12 +21,12 @@ import {
   distinctCidrs,
   type FaultCluster,
   GROUP,
+  listNetworks,
   ownControlPlane,
   startOperator,
 } from './harness.ts';
 import { startStallingProxy } from './tcp-proxy.ts';
 
-/** What the apiserver answers to a watch of Networks from `resourceVersion` (first line). */
 /**
  * Waits until a tenth of the `total` Networks being created in `namespace` carry a status, and
  * returns how many do: the moment a fault is injected "mid-reconcile". Counted in the namespace,
@@ -36,19 +36,16 @@ async function midReconcile(f: FaultCluster, namespace: string, total: number): 
   return eventually(
     `a tenth of ${total} Networks reconciled`,
     async () => {
-      const list = (await f.custom.listNamespacedCustomObject({
-        group: GROUP,
-        version: 'v1',
-        namespace,
-        plural: 'networks',
-      })) as { items: { status?: { conditions?: unknown[] } }[] };
-      const n = list.items.filter((i) => (i.status?.conditions?.length ?? 0) > 0).length;
+      const n = (await listNetworks(f, namespace)).filter(
+        (i) => (i.status?.conditions?.length ?? 0) > 0,
+      ).length;
       return n >= total / 10 ? n : undefined;
     },
     { timeoutMs: 60_000, intervalMs: 50 },
   );
 }
 
+/** What the apiserver answers to a watch of Networks from `resourceVersion` (first line). */
 async function watchStatus(f: FaultCluster, namespace: string, resourceVersion: string): Promise<string> {
   const cluster = f.kc.getCurrentCluster()!;
   const url = `${cluster.server}/apis/${GROUP}/v1/namespaces/${namespace}/networks?watch=1&resourceVersion=${resourceVersion}&timeoutSeconds=5`;
